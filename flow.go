@@ -1,0 +1,150 @@
+package main
+
+import (
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// The flow table. A flow is one conversation between the guest and a peer
+// (a TCP connection, a UDP or ICMP echo exchange), and it has two sides: the
+// guest side, addressed as the guest sees it (the key), and the host side,
+// a socket. Flows live in a fixed array, indexed by a flow number that epoll
+// references carry; a hash index finds a flow from the guest side's
+// addresses. A closed flow is marked dead at once (its socket is closed and
+// its events are ignored) and its slot is only reused after the event batch
+// in which it died, so that stale events in the same batch cannot reach a
+// new flow.
+
+type flowType uint8
+
+const (
+	flowFree flowType = iota
+	flowPing          // ICMP or ICMPv6 echo
+)
+
+// flowCapacity bounds the number of concurrent flows.
+const flowCapacity = 1 << 17
+
+// flowKey identifies a flow from the guest side: protocol, the guest's
+// address and port (echo identifier for ICMP), and the peer's address and
+// port as the guest addresses them.
+type flowKey struct {
+	proto     uint8
+	guestAddr [16]byte
+	peerAddr  [16]byte
+	guestPort uint16
+	peerPort  uint16
+}
+
+func newFlowKey(proto uint8, guest netip.Addr, guestPort uint16, peer netip.Addr, peerPort uint16) flowKey {
+	return flowKey{proto: proto, guestAddr: guest.As16(), peerAddr: peer.As16(), guestPort: guestPort, peerPort: peerPort}
+}
+
+type flow struct {
+	typ        flowType
+	dead       bool
+	key        flowKey
+	sock       int   // host-side socket, -1 if none
+	lastActive int64 // monotonic ns of the last traffic either way
+
+	// Guest side, as the guest sees it.
+	guestAddr, peerAddr netip.Addr
+	guestPort, peerPort uint16
+
+	ping pingFlow
+}
+
+type flowTable struct {
+	flows []flow
+	free  []int32 // stack of free slots
+	index map[flowKey]int32
+	dying []int32 // killed in this batch, freed by sweep
+}
+
+func (t *flowTable) init(capacity int) {
+	t.flows = make([]flow, capacity)
+	t.free = make([]int32, capacity)
+	for i := range t.free {
+		t.free[i] = int32(capacity - 1 - i) // pop order: 0, 1, 2, ...
+	}
+	t.index = make(map[flowKey]int32, capacity)
+	t.dying = make([]int32, 0, 1024)
+}
+
+// lookup finds a live flow by its guest-side key.
+func (t *flowTable) lookup(k flowKey) (int, bool) {
+	i, ok := t.index[k]
+	return int(i), ok
+}
+
+// alloc takes a free slot and indexes it under k. It returns false when the
+// table is full.
+func (t *flowTable) alloc(typ flowType, k flowKey) (int, bool) {
+	if len(t.free) == 0 {
+		return 0, false
+	}
+	i := t.free[len(t.free)-1]
+	t.free = t.free[:len(t.free)-1]
+	t.flows[i] = flow{typ: typ, key: k, sock: -1}
+	t.index[k] = i
+	return int(i), true
+}
+
+// kill closes a flow's socket and unindexes it; the slot is freed by sweep.
+func (t *flowTable) kill(c *ctx, i int) {
+	f := &t.flows[i]
+	if f.dead || f.typ == flowFree {
+		return
+	}
+	f.dead = true
+	if f.sock >= 0 {
+		c.epollDel(f.sock)
+		unix.Close(f.sock)
+		f.sock = -1
+	}
+	if j, ok := t.index[f.key]; ok && int(j) == i {
+		delete(t.index, f.key)
+	}
+	t.dying = append(t.dying, int32(i))
+}
+
+// sweep frees the flows killed during the last batch.
+func (t *flowTable) sweep(*ctx) {
+	for _, i := range t.dying {
+		t.flows[i] = flow{}
+		t.free = append(t.free, i)
+	}
+	t.dying = t.dying[:0]
+}
+
+// expire kills flows that have been idle for longer than their timeout.
+func (t *flowTable) expire(c *ctx) {
+	if len(t.free) == len(t.flows) {
+		return
+	}
+	for i := range t.flows {
+		f := &t.flows[i]
+		if f.typ == flowFree || f.dead {
+			continue
+		}
+		if c.now-f.lastActive > idleTimeout(f.typ) {
+			if debugOn() {
+				debugf("flow %d: idle timeout", i)
+			}
+			t.kill(c, i)
+		}
+	}
+}
+
+// idleTimeout returns how long a flow of a type lives without traffic.
+func idleTimeout(typ flowType) int64 {
+	switch typ {
+	case flowPing:
+		return pingTimeoutNS
+	}
+	return 0
+}
+
+// used returns the number of allocated flows.
+func (t *flowTable) used() int { return len(t.flows) - len(t.free) }

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The process model (see docs/architecture.md):
+//
+//   - pasta [-- CMD]: unless we already have CAP_SYS_ADMIN, the launcher
+//     re-executes itself in a new user namespace where the caller is root
+//     (stage "userns"). That process creates the network namespace on a
+//     locked thread, configures it, then starts CMD in it, and exits with
+//     CMD's status; the launcher exits with the same status.
+//   - pasta PID / --netns PATH: the launcher re-executes itself as the
+//     daemon (stage "daemon", new session, standard descriptors on
+//     /dev/null), joining the target's user namespace if needed. The daemon
+//     sets everything up and reports on a pipe; the launcher exits 0 only
+//     once the daemon says it is ready. With -f the same process (or one
+//     re-executed into the user namespace) stays in the foreground.
+const envStage = "_GOPASTA_STAGE"
+
+const (
+	stageLauncher = ""        // as started by the user
+	stageUserns   = "userns"  // re-executed into a user namespace, foreground
+	stageDaemon   = "daemon"  // re-executed into the background
+	readyFD       = 3         // readiness pipe of the daemon, inherited as fd 3
+	readyMessage  = "ready\n" // what the daemon writes once set up
+)
+
+// reexec prepares a command that runs this binary again with the same
+// arguments in the given stage.
+func reexec(stage string) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd.Args[0] = os.Args[0]
+	cmd.Env = append(withoutStageEnv(os.Environ()), envStage+"="+stage)
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	return cmd
+}
+
+func withoutStageEnv(env []string) []string {
+	out := env[:0:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, "_GOPASTA_") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// hasCapSysAdmin tells whether this process holds CAP_SYS_ADMIN in its own
+// user namespace, which creating and entering network namespaces needs.
+func hasCapSysAdmin() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+}
+
+// runInNewUserns re-executes this binary in a new user namespace that maps
+// the caller to root, forwards termination signals to it, and returns its
+// exit status.
+func runInNewUserns() int {
+	cmd := reexec(stageUserns)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWUSER
+	cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+	cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+	cmd.SysProcAttr.GidMappingsEnableSetgroups = false
+	cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+	return runAndWait(cmd)
+}
+
+// runInUserns re-executes this binary inside the existing user namespace at
+// path, in the foreground, and returns its exit status.
+func runInUserns(path string) int {
+	cmd := reexec(stageUserns)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(cmd.Env, envJoinUserns+"="+path)
+	cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+	return runAndWait(cmd)
+}
+
+// runAndWait starts cmd, passes SIGTERM and SIGHUP on to it, ignores the
+// terminal's SIGINT and SIGQUIT (the child gets them too and decides), and
+// returns the child's exit status the way a shell reports it.
+func runAndWait(cmd *exec.Cmd) int {
+	begin, end := forwardSignals()
+	defer end()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	begin(cmd.Process)
+	err := cmd.Wait()
+	return exitStatus(cmd.ProcessState, err)
+}
+
+// exitStatus converts a finished process into a shell-style exit status.
+func exitStatus(ps *os.ProcessState, err error) int {
+	if ps == nil {
+		if err != nil {
+			return 1
+		}
+		return 0
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// startDaemon re-executes this binary in the background, in a new session
+// with its standard descriptors on /dev/null, and waits until it reports
+// that it is ready. It returns the exit status for the launcher: 0 once the
+// daemon is ready, 1 (after printing the daemon's error) otherwise.
+func startDaemon(userns string) int {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	cmd := reexec(stageDaemon)
+	cmd.ExtraFiles = []*os.File{w} // becomes readyFD
+	cmd.SysProcAttr.Setsid = true
+	cmd.Env = append(cmd.Env, envReportFD+"="+strconv.Itoa(readyFD))
+	if userns != "" {
+		cmd.Env = append(cmd.Env, envJoinUserns+"="+userns)
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	w.Close()
+	msg := readAll(r)
+	if msg == readyMessage {
+		_ = cmd.Process.Release()
+		return 0
+	}
+	if msg == "" {
+		_ = cmd.Wait()
+		msg = "the background process exited during setup"
+	}
+	fmt.Fprintf(os.Stderr, "pasta: %s\n", strings.TrimSuffix(strings.TrimPrefix(msg, "pasta: "), "\n"))
+	return 1
+}
+
+// readAll reads r until EOF, bounded to a reasonable message size.
+func readAll(r *os.File) string {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for b.Len() < 64*1024 {
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	r.Close()
+	return b.String()
+}
+
+// daemonReporter is the daemon's end of the readiness pipe.
+type daemonReporter struct{ f *os.File }
+
+func newDaemonReporter() *daemonReporter {
+	return &daemonReporter{os.NewFile(readyFD, "ready")}
+}
+
+// ready tells the launcher that setup is complete, and detaches the standard
+// descriptors, so that a parent reading our output (Podman) sees EOF.
+func (d *daemonReporter) ready() {
+	redirectStdioToNull()
+	detachLogging(lg.level >= levelDebug)
+	_, _ = d.f.WriteString(readyMessage)
+	d.f.Close()
+}
+
+// fail hands the setup error to the launcher, which prints it.
+func (d *daemonReporter) fail(err error) {
+	_, _ = d.f.WriteString(err.Error() + "\n")
+	d.f.Close()
+}
+
+func redirectStdioToNull() {
+	null, err := unix.Open("/dev/null", unix.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	for fd := 0; fd <= 2; fd++ {
+		_ = unix.Dup3(null, fd, 0)
+	}
+	if null > 2 {
+		unix.Close(null)
+	}
+}
+
+// nsPathForPID names the namespace files of a process.
+func nsPathForPID(pid int, kind string) string {
+	return fmt.Sprintf("/proc/%d/ns/%s", pid, kind)
+}
+
+// sameNamespace tells whether two namespace files refer to one namespace.
+func sameNamespace(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// usernsToJoin returns the user namespace a target (PID or --netns) asks us
+// to join, or "" when we stay where we are (C pasta's --netns-only, implied
+// by --netns without --userns).
+func usernsToJoin(cfg *config) string {
+	path := cfg.userns
+	if path == "" && cfg.targetPID != 0 && !cfg.netnsOnly {
+		path = nsPathForPID(cfg.targetPID, "user")
+	}
+	if path == "" || sameNamespace(path, "/proc/self/ns/user") {
+		return ""
+	}
+	return path
+}
+
+// withNetns runs f on this goroutine's OS thread switched into the network
+// namespace nsFD, then switches back to hostFD. If switching back fails,
+// the thread stays locked, so the runtime discards it instead of reusing a
+// thread in the wrong namespace.
+func withNetns(nsFD, hostFD int, f func() error) error {
+	runtime.LockOSThread()
+	if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering network namespace: %w", err)
+	}
+	ferr := f()
+	if err := unix.Setns(hostFD, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("leaving network namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// newNetns creates a network namespace without a process in it, and returns
+// a descriptor for it. The caller needs CAP_SYS_ADMIN in its user namespace.
+func newNetns(hostFD int) (int, error) {
+	nsFD := -1
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return -1, fmt.Errorf("creating network namespace: %w", err)
+	}
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		nsFD = fd
+	}
+	if rerr := unix.Setns(hostFD, unix.CLONE_NEWNET); rerr != nil {
+		return -1, fmt.Errorf("leaving new network namespace: %w", rerr)
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return -1, fmt.Errorf("opening new network namespace: %w", err)
+	}
+	return nsFD, nil
+}
+
+// startInNetns starts cmd with the network namespace nsFD. A child process
+// inherits the namespaces of the thread that forks it, so the fork happens
+// on a locked thread switched into the namespace.
+func startInNetns(cmd *exec.Cmd, nsFD, hostFD int) error {
+	return withNetns(nsFD, hostFD, cmd.Start)
+}
+
+// openNetnsTarget opens the network namespace named by --netns or PID.
+func openNetnsTarget(cfg *config) (int, string, error) {
+	path := cfg.netns
+	if path == "" {
+		path = nsPathForPID(cfg.targetPID, "net")
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, path, fmt.Errorf("can't open network namespace %s: %w", path, err)
+	}
+	return fd, path, nil
+}
+
+// defaultShell is what pasta runs when no command is given.
+func defaultShell() []string {
+	if sh := os.Getenv("SHELL"); sh != "" {
+		return []string{sh}
+	}
+	return []string{"/bin/sh"}
+}
+
+// errNoCapability explains the most common failure of rootless setups.
+var errNoCapability = errors.New("no CAP_SYS_ADMIN in the user namespace: can't configure the network namespace")

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// How pasta ends: with a command, when the command exits (with its status);
+// with PID or --netns, when the process or the namespace file goes away
+// (unless --no-netns-quit); always on SIGTERM, SIGINT and SIGHUP, except
+// that with a command SIGINT and SIGQUIT come from the terminal and are the
+// command's business, and SIGTERM and SIGHUP are passed on to it.
+
+// childProc is the command pasta runs in the namespace.
+type childProc struct {
+	cmd    *exec.Cmd
+	pidfd  int
+	status int
+}
+
+// nsWatch notices the namespace going away.
+type nsWatch struct {
+	inotifyFD int    // watching the folder of the --netns file
+	name      string // the file's name in that folder
+	pidfd     int    // the target PID, for pasta PID
+}
+
+// pendingSignal is set by the signal goroutine and read by the loop.
+var pendingSignal atomic.Int32
+
+// setupLifecycle arms the exit conditions: signals, and for PID or --netns
+// the disappearance of the target.
+func (c *ctx) setupLifecycle(nsPath string) error {
+	if err := c.setupSignals(); err != nil {
+		return err
+	}
+	if commandMode(c.cfg) || c.cfg.noNetnsQuit {
+		return nil
+	}
+	if c.cfg.targetPID != 0 {
+		fd, err := unix.PidfdOpen(c.cfg.targetPID, 0)
+		if err != nil {
+			return fmt.Errorf("watching PID %d: %w", c.cfg.targetPID, err)
+		}
+		c.watch = &nsWatch{inotifyFD: -1, pidfd: fd}
+		return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindPidfd, 0))
+	}
+	return c.watchNetnsFile(nsPath)
+}
+
+// watchNetnsFile watches the folder of the namespace file for its removal
+// (ip netns del and Podman unmount and delete it).
+func (c *ctx) watchNetnsFile(path string) error {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_DELETE|unix.IN_MOVED_FROM); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("watching %s: %w", filepath.Dir(path), err)
+	}
+	c.watch = &nsWatch{inotifyFD: fd, name: filepath.Base(path), pidfd: -1}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindNetnsWatch, 0))
+}
+
+// netnsWatchReadable ends pasta when the namespace file was removed.
+func (c *ctx) netnsWatchReadable() {
+	var buf [4096]byte
+	for {
+		n, err := unix.Read(c.watch.inotifyFD, buf[:])
+		if err != nil || n <= 0 {
+			return
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			if string(bytes.TrimRight(nameBytes, "\x00")) == c.watch.name {
+				infof("namespace %s is gone: exiting", c.watch.name)
+				c.stop(0)
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}
+
+// pidfdReadable handles the exit of the command or of the target process.
+func (c *ctx) pidfdReadable() {
+	if c.child == nil {
+		infof("target process %d is gone: exiting", c.cfg.targetPID)
+		c.stop(0)
+		return
+	}
+	err := c.child.cmd.Wait()
+	c.stop(exitStatus(c.child.cmd.ProcessState, err))
+}
+
+// setupSignals routes signals into the loop through an eventfd.
+func (c *ctx) setupSignals() error {
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("eventfd: %w", err)
+	}
+	c.wakeFD = fd
+	if commandMode(c.cfg) {
+		signal.Ignore(unix.SIGINT, unix.SIGQUIT)
+	}
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+	go func() {
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		for s := range ch {
+			pendingSignal.Store(int32(s.(syscall.Signal)))
+			_, _ = unix.Write(fd, one)
+		}
+	}()
+	return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindWake, 0))
+}
+
+// wakeReadable acts on a signal: pass it to the command, or exit.
+func (c *ctx) wakeReadable() {
+	var buf [8]byte
+	_, _ = unix.Read(c.wakeFD, buf[:])
+	sig := unix.Signal(pendingSignal.Swap(0))
+	if sig == 0 {
+		return
+	}
+	if c.child != nil {
+		_ = c.child.cmd.Process.Signal(sig)
+		return
+	}
+	infof("%v: exiting", sig)
+	c.stop(0)
+}
+
+// startCommand runs the command (default: the user's shell) in the
+// namespace, with our standard descriptors, and watches for its exit.
+func (c *ctx) startCommand(argv []string) error {
+	if len(argv) == 0 {
+		argv = defaultShell()
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if cmd.Err != nil {
+		return fmt.Errorf("%s: %w", argv[0], cmd.Err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = withoutStageEnv(os.Environ())
+	if err := startInNetns(cmd, c.nsNetns, c.hostNetns); err != nil {
+		return fmt.Errorf("%s: %w", argv[0], err)
+	}
+	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("pidfd_open: %w", err)
+	}
+	c.child = &childProc{cmd: cmd, pidfd: fd}
+	return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindPidfd, 0))
+}
+
+// forwardSignals, used by a launcher waiting for its re-executed self,
+// passes SIGTERM and SIGHUP on and ignores the terminal's SIGINT and
+// SIGQUIT, which reach the child directly. Call it before starting the
+// child; begin, once the child runs; end, once it has exited.
+func forwardSignals() (begin func(*os.Process), end func()) {
+	signal.Ignore(unix.SIGINT, unix.SIGQUIT)
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGTERM, unix.SIGHUP)
+	begin = func(p *os.Process) {
+		go func() {
+			for s := range ch {
+				_ = p.Signal(s)
+			}
+		}()
+	}
+	end = func() {
+		signal.Stop(ch)
+		close(ch)
+	}
+	return begin, end
+}
+
+// warnOnce logs a warning the first time a flag is seen unset.
+func warnOnce(done *bool, format string, args ...any) {
+	if *done {
+		return
+	}
+	*done = true
+	warnf(format, args...)
+}
+
+// warnRateLimited logs at most one warning per second for a message.
+func warnRateLimited(c *ctx, msg string) {
+	if c.now-c.lastRateLimitedWarn < int64(1e9) {
+		return
+	}
+	c.lastRateLimitedWarn = c.now
+	warnf("%s", msg)
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// An epoll event's data carries a reference, not a pointer: the kind of
+// descriptor in the top 8 bits and a flow (or other) index below.
+type epRef uint32
+
+type epKind uint8
+
+const (
+	kindTap        epKind = iota + 1 // the tap (or test socketpair)
+	kindPing                         // a ping socket of an ICMP flow
+	kindWake                         // eventfd poked by the signal goroutine
+	kindNetnsWatch                   // inotify on the namespace file's folder
+	kindPidfd                        // pidfd of the command or target process
+)
+
+func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
+func (r epRef) kind() epKind             { return epKind(r >> 24) }
+func (r epRef) index() int               { return int(r & 0xffffff) }
+
+const (
+	maxEvents       = 128 // per epoll_wait
+	maxFramesPerRun = 256 // tap frames read per wakeup, for fairness
+	housekeepingNS  = int64(1e9)
+)
+
+// epollAdd registers fd for events with a reference.
+func (c *ctx) epollAdd(fd int, events uint32, ref epRef) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(ref)}
+	if err := unix.EpollCtl(c.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+// epollDel removes fd; closing it would too, but only once every duplicate
+// of the descriptor is closed.
+func (c *ctx) epollDel(fd int) {
+	_ = unix.EpollCtl(c.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// run is the event loop: one locked OS thread waiting on epoll, dispatching
+// each ready descriptor, with housekeeping once a second. It returns when
+// c.quit is set.
+func (c *ctx) run() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c.updateClock()
+	c.nextHousekeeping = c.now + housekeepingNS
+	for !c.quit {
+		if err := c.runOnce(c.waitTimeoutMS()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runOnce waits up to timeoutMS for events and handles one batch of them.
+// Tests drive the loop through it directly.
+func (c *ctx) runOnce(timeoutMS int) error {
+	n, err := unix.EpollWait(c.epfd, c.events[:], timeoutMS)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		return fmt.Errorf("epoll_wait: %w", err)
+	}
+	c.updateClock()
+	for i := 0; i < n; i++ {
+		c.dispatch(epRef(c.events[i].Fd), c.events[i].Events)
+	}
+	c.flows.sweep(c)
+	if c.now >= c.nextHousekeeping {
+		c.housekeeping()
+		c.nextHousekeeping = c.now + housekeepingNS
+	}
+	return nil
+}
+
+func (c *ctx) waitTimeoutMS() int {
+	ms := (c.nextHousekeeping - c.now) / 1e6
+	if ms < 0 {
+		ms = 0
+	}
+	return int(ms) + 1
+}
+
+func (c *ctx) updateClock() {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	c.now = ts.Nano()
+}
+
+func (c *ctx) dispatch(ref epRef, events uint32) {
+	switch ref.kind() {
+	case kindTap:
+		c.tapReadable(events)
+	case kindPing:
+		c.pingReadable(ref.index(), events)
+	case kindWake:
+		c.wakeReadable()
+	case kindNetnsWatch:
+		c.netnsWatchReadable()
+	case kindPidfd:
+		c.pidfdReadable()
+	}
+}
+
+// tapReadable reads and handles the frames waiting on the tap.
+func (c *ctx) tapReadable(events uint32) {
+	if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 && events&unix.EPOLLIN == 0 {
+		errorf("tap: device gone")
+		c.stop(1)
+		return
+	}
+	for i := 0; i < maxFramesPerRun; i++ {
+		frame, err := c.dev.recv(c.rxBuf)
+		if err != nil {
+			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+				c.stats.rxErrors++
+				if debugOn() {
+					debugf("tap: read: %v", err)
+				}
+			}
+			return
+		}
+		c.handleFrame(frame)
+	}
+}
+
+// stop makes the loop return after the current batch.
+func (c *ctx) stop(code int) {
+	c.quit = true
+	c.exitCode = code
+}
+
+// housekeeping runs about once a second: flow timeouts.
+func (c *ctx) housekeeping() {
+	c.flows.expire(c)
+}

@@ -1,0 +1,149 @@
+// Command pasta is gopasta: a user-mode network helper that connects a
+// network namespace to the host's network through a tap device, translating
+// the namespace's frames into ordinary host sockets. It is a drop-in
+// replacement for pasta(1) from the passt project.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+const versionString = "gopasta 0.1.0"
+
+func main() {
+	os.Exit(run())
+}
+
+// run parses the command line and dispatches to the stage this process
+// plays in the process model (see isolation.go).
+func run() int {
+	cfg, err := parseArgs(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	if cfg.showHelp {
+		fmt.Print(usageText())
+		return 0
+	}
+	if cfg.showVersion {
+		fmt.Printf("%s\nA Go implementation of pasta, compatible with passt's pasta(1).\n", versionString)
+		return 0
+	}
+	if err := checkSupported(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	switch os.Getenv(envStage) {
+	case stageUserns:
+		return runForeground(cfg)
+	case stageDaemon:
+		return runDaemon(cfg)
+	}
+	return launch(cfg)
+}
+
+// commandMode tells whether pasta creates the namespace and runs a command
+// in it, rather than joining an existing namespace.
+func commandMode(cfg *config) bool {
+	return cfg.targetPID == 0 && cfg.netns == ""
+}
+
+// launch is the process the user started: it picks the stage that does the
+// work (see isolation.go) and returns the exit status.
+func launch(cfg *config) int {
+	if commandMode(cfg) {
+		if !hasCapSysAdmin() {
+			return runInNewUserns()
+		}
+		return runForeground(cfg)
+	}
+	userns := usernsToJoin(cfg)
+	if !cfg.foreground {
+		return startDaemon(userns)
+	}
+	if userns != "" {
+		return runInUserns(userns)
+	}
+	return runForeground(cfg)
+}
+
+// runForeground sets up and runs pasta in this process, in the foreground.
+func runForeground(cfg *config) int {
+	c, err := setup(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	if err := writePidFile(cfg.pidFile); err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
+	if commandMode(cfg) {
+		if err := c.startCommand(cfg.command); err != nil {
+			fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+			return commandStartStatus(err)
+		}
+	}
+	return c.loopUntilDone()
+}
+
+// runDaemon is the background process: it reports setup success or failure
+// to the launcher through the readiness pipe.
+func runDaemon(cfg *config) int {
+	rep := newDaemonReporter()
+	c, err := setup(cfg)
+	if err == nil {
+		err = writePidFile(cfg.pidFile)
+	}
+	if err != nil {
+		rep.fail(err)
+		return 1
+	}
+	rep.ready()
+	return c.loopUntilDone()
+}
+
+// loopUntilDone runs the event loop and returns pasta's exit status.
+func (c *ctx) loopUntilDone() int {
+	if err := c.run(); err != nil {
+		errorf("%v", err)
+		return 1
+	}
+	return c.exitCode
+}
+
+// commandStartStatus is the exit status when the command can't be started,
+// as a shell reports it: 127 when not found, 126 otherwise.
+func commandStartStatus(err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		return 127
+	}
+	return 126
+}
+
+func writePidFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("--pid: %v", err)
+	}
+	return nil
+}
+
+// raiseFileLimit lets pasta use as many descriptors as it may: every flow
+// holds a socket.
+func raiseFileLimit() {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+}

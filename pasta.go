@@ -1,0 +1,216 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
+)
+
+// ctx is the state of one pasta instance: configuration, the frame device,
+// the epoll loop and the flow table. Every handler takes it first.
+type ctx struct {
+	cfg      *config
+	ip4, ip6 ipConf
+	ourMAC   [6]byte
+	guestMAC [6]byte // learnt from the guest's frames; broadcast until then
+	mtu      int
+
+	dev    frameIO
+	epfd   int
+	events [maxEvents]unix.EpollEvent
+	now    int64 // monotonic nanoseconds, updated once per batch
+
+	nextHousekeeping int64
+	quit             bool
+	exitCode         int
+
+	parser *frameParser
+	rxBuf  []byte // one received frame (with device header)
+	txBuf  []byte // one frame being built (with txHeadroom)
+	pktBuf []byte // one datagram read from a host socket
+
+	flows flowTable
+	pcap  *pcapWriter
+	stats stats
+
+	// Namespaces, as descriptors.
+	hostNetns, nsNetns int
+
+	// Process lifecycle (lifecycle.go).
+	wakeFD int      // eventfd for signals
+	watch  *nsWatch // quits when the namespace goes away
+	child  *childProc
+
+	// Warnings that are given once, or once a second.
+	warnedPing          bool
+	lastRateLimitedWarn int64
+}
+
+// stats counts what the loop did, for tests and debugging.
+type stats struct {
+	rxFrames    uint64
+	txFrames    uint64
+	rxErrors    uint64
+	txErrors    uint64
+	malformed   uint64 // frames dropped as malformed or truncated
+	unsupported uint64 // well-formed frames we have no handler for
+	icmpDropped uint64
+}
+
+// newCtx creates the loop state for a frame device. The caller adds
+// protocol configuration (ip4, ip6) before running it.
+func newCtx(cfg *config, dev frameIO) (*ctx, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	c := &ctx{
+		cfg:    cfg,
+		dev:    dev,
+		epfd:   epfd,
+		parser: newFrameParser(),
+		rxBuf:  make([]byte, maxFrameWithVnetHdr),
+		txBuf:  make([]byte, txHeadroom+maxFrameLength),
+		pktBuf: make([]byte, maxFrameLength),
+		mtu:    mtuDefault,
+		wakeFD: -1,
+	}
+	c.ourMAC = defaultOurMAC
+	c.guestMAC = broadcastMAC
+	if cfg.ourMAC != nil {
+		copy(c.ourMAC[:], cfg.ourMAC)
+	}
+	if cfg.mtu >= 0 {
+		c.mtu = cfg.mtu
+	}
+	c.flows.init(flowCapacity)
+	if err := c.epollAdd(dev.fd(), unix.EPOLLIN, makeRef(kindTap, 0)); err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	return c, nil
+}
+
+var (
+	defaultOurMAC = [6]byte{0x9a, 0x55, 0x9a, 0x55, 0x9a, 0x55} // locally administered, as C pasta
+	broadcastMAC  = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+)
+
+const mtuDefault = 65520 // the largest 802.3 MTU minus the header, in 32-bit words
+
+// handleFrame parses one frame from the guest and hands it to the protocol
+// handler. Malformed and unsupported frames are counted and dropped.
+func (c *ctx) handleFrame(frame []byte) {
+	c.stats.rxFrames++
+	c.pcap.write(frame)
+	p := c.parser
+	if !p.parse(frame) {
+		c.dropMalformed(frame)
+		return
+	}
+	if p.eth.SrcMAC[0]&1 == 0 { // a unicast source: the guest's address
+		copy(c.guestMAC[:], p.eth.SrcMAC)
+	}
+	switch {
+	case p.has(layers.LayerTypeARP):
+		c.handleARP()
+	case p.has(layers.LayerTypeIPv4) && c.ip4.enabled:
+		c.handleIPv4()
+	case p.has(layers.LayerTypeIPv6) && c.ip6.enabled:
+		c.handleIPv6()
+	default:
+		c.stats.unsupported++
+	}
+}
+
+func (c *ctx) dropMalformed(frame []byte) {
+	c.stats.malformed++
+	if debugOn() {
+		debugf("dropping malformed frame of %d bytes", len(frame))
+	}
+}
+
+func (c *ctx) handleIPv4() {
+	p := c.parser
+	c.ip4.observe(addrFrom4(p.ip4.SrcIP))
+	switch {
+	case p.has(layers.LayerTypeICMPv4):
+		c.handleICMP4()
+	default:
+		c.stats.unsupported++
+	}
+}
+
+func (c *ctx) handleIPv6() {
+	p := c.parser
+	c.ip6.observe(addrFrom16(p.ip6.SrcIP))
+	switch {
+	case p.has(layers.LayerTypeICMPv6NeighborSolicitation):
+		c.handleNeighborSolicitation()
+	case p.has(layers.LayerTypeICMPv6Echo):
+		c.handleICMP6()
+	default:
+		c.stats.unsupported++
+	}
+}
+
+// sendFrame transmits the frame in c.txBuf[txHeadroom:txHeadroom+length].
+func (c *ctx) sendFrame(length int) {
+	buf := c.txBuf[:txHeadroom+length]
+	c.pcap.write(buf[txHeadroom:])
+	if err := c.dev.send(buf); err != nil {
+		c.stats.txErrors++
+		if debugOn() && !errors.Is(err, unix.EAGAIN) {
+			debugf("tap: write: %v", err)
+		}
+		return
+	}
+	c.stats.txFrames++
+}
+
+// frame returns the transmit buffer from the Ethernet header on.
+func (c *ctx) frame() []byte { return c.txBuf[txHeadroom:] }
+
+// ipConf is the resolved configuration of one IP version.
+type ipConf struct {
+	enabled         bool
+	addr            netip.Addr // the guest's address
+	prefixLen       int
+	gw              netip.Addr // the guest's default gateway
+	observed        netip.Addr // last source address seen from the guest
+	addrs           []netip.Prefix
+	routes          []hostRoute
+	mapHostLoopback netip.Addr // a guest destination that means the host's loopback
+	mapGuestAddr    netip.Addr // a guest destination that means the host's own address
+	outAddr         netip.Addr // -o: source address for host sockets
+	outIf           string     // --outbound-if4/6: interface for host sockets
+	hostIf          string     // upstream interface name
+	dns             []netip.Addr
+}
+
+// observe remembers the guest's source address, which C pasta uses as the
+// target of loopback traffic.
+func (ic *ipConf) observe(a netip.Addr) {
+	if a.IsValid() && !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
+		ic.observed = a
+	}
+}
+
+// guestAddr returns the guest's address as last seen, else as configured.
+func (ic *ipConf) guestAddr() netip.Addr {
+	if ic.observed.IsValid() {
+		return ic.observed
+	}
+	return ic.addr
+}
+
+// ipConfFor returns the configuration of the family of a.
+func (c *ctx) ipConfFor(a netip.Addr) *ipConf {
+	if a.Is4() {
+		return &c.ip4
+	}
+	return &c.ip6
+}

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+// checkSupported rejects options that are parsed but whose feature is not
+// built yet: they must fail loudly, never be silently ignored.
+func checkSupported(cfg *config) error {
+	unsupported := []struct {
+		set  bool
+		name string
+	}{
+		{explicitForwarding(cfg.tcpFwd), "--tcp-ports"},
+		{explicitForwarding(cfg.udpFwd), "--udp-ports"},
+		{explicitForwarding(cfg.tcpNsFwd), "--tcp-ns"},
+		{explicitForwarding(cfg.udpNsFwd), "--udp-ns"},
+		{cfg.dnsForward4.IsValid() || cfg.dnsForward6.IsValid(), "--dns-forward"},
+		{cfg.dnsHost4.IsValid() || cfg.dnsHost6.IsValid(), "--dns-host"},
+		{len(cfg.dns) > 0 || cfg.dnsNone, "--dns"},
+		{len(cfg.search) > 0 || cfg.searchNone, "--search"},
+		{cfg.dhcpDNS, "--dhcp-dns"},
+		{cfg.dhcpSearch, "--dhcp-search"},
+		{cfg.hostname != "", "--hostname"},
+		{cfg.fqdn != "", "--fqdn"},
+		{cfg.runas != "", "--runas"},
+		{cfg.freebind, "--freebind"},
+		{cfg.hostLoToNsLo, "--host-lo-to-ns-lo"},
+	}
+	for _, u := range unsupported {
+		if u.set {
+			return fmt.Errorf("%s: not supported yet", u.name)
+		}
+	}
+	return nil
+}
+
+// explicitForwarding tells whether a forwarding option asks for ports to be
+// forwarded (as opposed to none, or the default).
+func explicitForwarding(s fwdSpec) bool {
+	return s.mode == fwdPorts || s.mode == fwdAll
+}
+
+// setup does everything before the event loop: host discovery, the network
+// namespace and its tap, namespace configuration, and the loop's state.
+func setup(cfg *config) (*ctx, error) {
+	if err := configureLogging(cfg); err != nil {
+		return nil, err
+	}
+	raiseFileLimit()
+	hostFD, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening our network namespace: %w", err)
+	}
+	ip4, ip6, err := resolveHostConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nsFD, nsPath, err := targetNetns(cfg, hostFD)
+	if err != nil {
+		return nil, err
+	}
+	ifname := tapName(cfg, &ip4, &ip6)
+	var tap *tapIO
+	if err := withNetns(nsFD, hostFD, func() (err error) { tap, err = openTap(ifname); return err }); err != nil {
+		return nil, err
+	}
+	c, err := newCtx(cfg, tap)
+	if err != nil {
+		return nil, err
+	}
+	c.ip4, c.ip6 = ip4, ip6
+	c.hostNetns, c.nsNetns = hostFD, nsFD
+	if err := c.configureNamespace(ifname); err != nil {
+		return nil, err
+	}
+	if cfg.pcapFile != "" {
+		if c.pcap, err = openPcap(cfg.pcapFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.setupLifecycle(nsPath); err != nil {
+		return nil, err
+	}
+	c.checkPingSockets()
+	c.logConfiguration(ifname)
+	return c, nil
+}
+
+// resolveHostConfig reads the host's upstream configuration for both IP
+// versions.
+func resolveHostConfig(cfg *config) (ipConf, ipConf, error) {
+	conn, err := netlinkConn(-1)
+	if err != nil {
+		return ipConf{}, ipConf{}, err
+	}
+	defer conn.Close()
+	ip4, err := resolveIPConf(cfg, conn, unix.AF_INET)
+	if err != nil {
+		return ip4, ipConf{}, err
+	}
+	ip6, err := resolveIPConf(cfg, conn, unix.AF_INET6)
+	if err != nil {
+		return ip4, ip6, err
+	}
+	if !ip4.enabled && !ip6.enabled {
+		return ip4, ip6, fmt.Errorf("neither IPv4 nor IPv6 is usable")
+	}
+	return ip4, ip6, nil
+}
+
+// targetNetns creates the namespace for a command, or opens the one given
+// by PID or --netns.
+func targetNetns(cfg *config, hostFD int) (int, string, error) {
+	if commandMode(cfg) {
+		fd, err := newNetns(hostFD)
+		return fd, "", err
+	}
+	return openNetnsTarget(cfg)
+}
+
+// tapName is -I, else the host's upstream interface name (IPv4 first),
+// else tap0.
+func tapName(cfg *config, ip4, ip6 *ipConf) string {
+	for _, n := range []string{cfg.nsIfname, ip4.hostIf, ip6.hostIf} {
+		if n != "" {
+			return n
+		}
+	}
+	return tapNameDefault
+}
+
+// configureNamespace brings up lo and, with --config-net, configures the
+// tap like the host's interface.
+func (c *ctx) configureNamespace(ifname string) error {
+	index, err := linkIndex(c.nsNetns, ifname)
+	if err != nil {
+		return err
+	}
+	lc := nsLinkConfig{tapIndex: index, mac: net.HardwareAddr(c.cfg.nsMAC)}
+	if c.cfg.configNet {
+		lc.mtu = c.mtu
+		lc.up = true
+		for _, ic := range []*ipConf{&c.ip4, &c.ip6} {
+			if ic.enabled {
+				lc.addrs = append(lc.addrs, ic.addrs...)
+				lc.routes = append(lc.routes, ic.routes...)
+			}
+		}
+	}
+	if err := configureNamespace(c.nsNetns, &lc); err != nil {
+		return fmt.Errorf("configuring the namespace: %w", err)
+	}
+	return nil
+}
+
+// checkPingSockets warns at start when ping sockets are refused, so that a
+// failing ping in the namespace has an explanation.
+func (c *ctx) checkPingSockets() {
+	if c.cfg.noICMP {
+		return
+	}
+	for _, fam := range []struct {
+		on            bool
+		family, proto int
+	}{{c.ip4.enabled, unix.AF_INET, unix.IPPROTO_ICMP}, {c.ip6.enabled, unix.AF_INET6, unix.IPPROTO_ICMPV6}} {
+		if !fam.on {
+			continue
+		}
+		fd, err := unix.Socket(fam.family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, fam.proto)
+		if err != nil {
+			c.warnPing(err)
+			return
+		}
+		unix.Close(fd)
+	}
+}
+
+// logConfiguration prints what the namespace gets, like C pasta does.
+func (c *ctx) logConfiguration(ifname string) {
+	infof("Outbound interface: %s, namespace interface: %s", firstNonEmpty(c.ip4.hostIf, c.ip6.hostIf), ifname)
+	if c.ip4.enabled {
+		infof("IPv4: address %s/%d, gateway %s", c.ip4.addr, c.ip4.prefixLen, c.ip4.gw)
+	}
+	if c.ip6.enabled {
+		infof("IPv6: address %s, gateway %s", c.ip6.addr, c.ip6.gw)
+	}
+}
