@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -233,65 +232,80 @@ func usernsToJoin(cfg *config) string {
 	return path
 }
 
-// withNetns runs f on this goroutine's OS thread switched into the network
-// namespace nsFD, then switches back to hostFD. If switching back fails,
-// the thread stays locked, so the runtime discards it instead of reusing a
-// thread in the wrong namespace.
-func withNetns(nsFD, hostFD int, f func() error) error {
-	runtime.LockOSThread()
-	if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering network namespace: %w", err)
-	}
-	ferr := f()
-	if err := unix.Setns(hostFD, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("leaving network namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
+// nsThread is an OS thread that lives in the target network namespace for
+// pasta's whole life: the tap, the namespace's netlink socket, sockets for
+// the namespace side of spliced connections, and the command are all made
+// on it. A thread that entered a namespace can't always come back (an
+// unprivileged user may enter a namespace it owns but not return to the
+// host's, which belongs to the initial user namespace), so no thread ever
+// switches back: this one stays locked and dies with pasta. Go starts new
+// threads from a clean template thread while a locked thread is in a
+// foreign namespace, so the rest of the runtime is unaffected.
+type nsThread struct {
+	calls chan func()
 }
 
-// newNetns creates a network namespace without a process in it, and returns
-// a descriptor for it. The caller needs CAP_SYS_ADMIN in its user namespace.
-func newNetns(hostFD int) (int, error) {
-	nsFD := -1
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return -1, fmt.Errorf("creating network namespace: %w", err)
+// startNsThread starts the namespace thread; enter moves it into the
+// namespace (unshare or setns).
+func startNsThread(enter func() error) (*nsThread, error) {
+	t := &nsThread{calls: make(chan func())}
+	entered := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread must not be reused
+		if err := enter(); err != nil {
+			entered <- err
+			return
+		}
+		entered <- nil
+		for f := range t.calls {
+			f()
+		}
+	}()
+	if err := <-entered; err != nil {
+		return nil, err
 	}
-	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		nsFD = fd
-	}
-	if rerr := unix.Setns(hostFD, unix.CLONE_NEWNET); rerr != nil {
-		return -1, fmt.Errorf("leaving new network namespace: %w", rerr)
-	}
-	runtime.UnlockOSThread()
-	if err != nil {
-		return -1, fmt.Errorf("opening new network namespace: %w", err)
-	}
-	return nsFD, nil
+	return t, nil
 }
 
-// startInNetns starts cmd with the network namespace nsFD. A child process
-// inherits the namespaces of the thread that forks it, so the fork happens
-// on a locked thread switched into the namespace.
-func startInNetns(cmd *exec.Cmd, nsFD, hostFD int) error {
-	return withNetns(nsFD, hostFD, cmd.Start)
+// do runs f on the namespace thread and returns its error.
+func (t *nsThread) do(f func() error) error {
+	done := make(chan error, 1)
+	t.calls <- func() { done <- f() }
+	return <-done
 }
 
-// openNetnsTarget opens the network namespace named by --netns or PID.
-func openNetnsTarget(cfg *config) (int, string, error) {
-	path := cfg.netns
-	if path == "" {
-		path = nsPathForPID(cfg.targetPID, "net")
-	}
+// newNetnsThread creates a new network namespace, with the namespace thread
+// in it. The caller needs CAP_SYS_ADMIN in its user namespace.
+func newNetnsThread() (*nsThread, error) {
+	return startNsThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("creating network namespace: %w", err)
+		}
+		return nil
+	})
+}
+
+// joinNetnsThread starts the namespace thread in the namespace at path.
+func joinNetnsThread(path string) (*nsThread, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, path, fmt.Errorf("can't open network namespace %s: %w", path, err)
+		return nil, fmt.Errorf("can't open network namespace %s: %w", path, err)
 	}
-	return fd, path, nil
+	defer unix.Close(fd)
+	return startNsThread(func() error {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("can't join network namespace %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// netnsTargetPath is the namespace file named by --netns or PID.
+func netnsTargetPath(cfg *config) string {
+	if cfg.netns != "" {
+		return cfg.netns
+	}
+	return nsPathForPID(cfg.targetPID, "net")
 }
 
 // defaultShell is what pasta runs when no command is given.
@@ -301,6 +315,3 @@ func defaultShell() []string {
 	}
 	return []string{"/bin/sh"}
 }
-
-// errNoCapability explains the most common failure of rootless setups.
-var errNoCapability = errors.New("no CAP_SYS_ADMIN in the user namespace: can't configure the network namespace")

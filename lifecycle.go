@@ -156,7 +156,7 @@ func (c *ctx) startCommand(argv []string) error {
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = withoutStageEnv(os.Environ())
-	if err := startInNetns(cmd, c.nsNetns, c.hostNetns); err != nil {
+	if err := c.ns.do(cmd.Start); err != nil {
 		return fmt.Errorf("%s: %w", argv[0], err)
 	}
 	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)

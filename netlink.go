@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/jsimonetti/rtnetlink/v2"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,14 +37,10 @@ type hostLink struct {
 	routes []hostRoute    // main-table routes through the interface
 }
 
-// netlinkConn opens an rtnetlink socket in the current namespace, or in
-// the network namespace nsFD when nsFD >= 0.
-func netlinkConn(nsFD int) (*rtnetlink.Conn, error) {
-	var cfg *netlink.Config
-	if nsFD >= 0 {
-		cfg = &netlink.Config{NetNS: nsFD}
-	}
-	c, err := rtnetlink.Dial(cfg)
+// netlinkConn opens an rtnetlink socket in the calling thread's network
+// namespace.
+func netlinkConn() (*rtnetlink.Conn, error) {
+	c, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
@@ -228,12 +223,15 @@ type nsLinkConfig struct {
 // configureNamespace brings up lo (pasta always does, so that loopback
 // works in the namespace), sets the tap's MAC address if asked, and with
 // lc.up configures the tap like the host's interface.
-func configureNamespace(nsFD int, lc *nsLinkConfig) error {
-	conn, err := netlinkConn(nsFD)
+func configureNamespace(ifname string, lc *nsLinkConfig) error {
+	conn, err := netlinkConn()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if lc.tapIndex, err = linkIndex(conn, ifname); err != nil {
+		return err
+	}
 	if err := setLink(conn, &rtnetlink.LinkMessage{Index: loopbackIndex, Flags: unix.IFF_UP, Change: unix.IFF_UP}); err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
 	}
@@ -346,14 +344,8 @@ func addRoute(conn *rtnetlink.Conn, index int, r hostRoute) error {
 	return err
 }
 
-// linkIndex returns the index of the interface called name in the
-// namespace nsFD.
-func linkIndex(nsFD int, name string) (int, error) {
-	conn, err := netlinkConn(nsFD)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
+// linkIndex returns the index of the interface called name.
+func linkIndex(conn *rtnetlink.Conn, name string) (int, error) {
 	links, err := conn.Link.List()
 	if err != nil {
 		return 0, fmt.Errorf("netlink: listing links: %w", err)

@@ -36,8 +36,8 @@ type ctx struct {
 	pcap  *pcapWriter
 	stats stats
 
-	// Namespaces, as descriptors.
-	hostNetns, nsNetns int
+	// The thread living in the target network namespace.
+	ns *nsThread
 
 	// Process lifecycle (lifecycle.go).
 	wakeFD int      // eventfd for signals

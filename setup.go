@@ -51,29 +51,24 @@ func setup(cfg *config) (*ctx, error) {
 		return nil, err
 	}
 	raiseFileLimit()
-	hostFD, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening our network namespace: %w", err)
-	}
 	ip4, ip6, err := resolveHostConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	nsFD, nsPath, err := targetNetns(cfg, hostFD)
+	ns, nsPath, err := targetNetns(cfg)
 	if err != nil {
 		return nil, err
 	}
 	ifname := tapName(cfg, &ip4, &ip6)
 	var tap *tapIO
-	if err := withNetns(nsFD, hostFD, func() (err error) { tap, err = openTap(ifname); return err }); err != nil {
+	if err := ns.do(func() (err error) { tap, err = openTap(ifname); return err }); err != nil {
 		return nil, err
 	}
 	c, err := newCtx(cfg, tap)
 	if err != nil {
 		return nil, err
 	}
-	c.ip4, c.ip6 = ip4, ip6
-	c.hostNetns, c.nsNetns = hostFD, nsFD
+	c.ip4, c.ip6, c.ns = ip4, ip6, ns
 	if err := c.configureNamespace(ifname); err != nil {
 		return nil, err
 	}
@@ -93,7 +88,7 @@ func setup(cfg *config) (*ctx, error) {
 // resolveHostConfig reads the host's upstream configuration for both IP
 // versions.
 func resolveHostConfig(cfg *config) (ipConf, ipConf, error) {
-	conn, err := netlinkConn(-1)
+	conn, err := netlinkConn()
 	if err != nil {
 		return ipConf{}, ipConf{}, err
 	}
@@ -112,14 +107,16 @@ func resolveHostConfig(cfg *config) (ipConf, ipConf, error) {
 	return ip4, ip6, nil
 }
 
-// targetNetns creates the namespace for a command, or opens the one given
-// by PID or --netns.
-func targetNetns(cfg *config, hostFD int) (int, string, error) {
+// targetNetns creates the namespace for a command, or joins the one given
+// by PID or --netns, and returns its namespace thread and file path.
+func targetNetns(cfg *config) (*nsThread, string, error) {
 	if commandMode(cfg) {
-		fd, err := newNetns(hostFD)
-		return fd, "", err
+		ns, err := newNetnsThread()
+		return ns, "", err
 	}
-	return openNetnsTarget(cfg)
+	path := netnsTargetPath(cfg)
+	ns, err := joinNetnsThread(path)
+	return ns, path, err
 }
 
 // tapName is -I, else the host's upstream interface name (IPv4 first),
@@ -136,11 +133,7 @@ func tapName(cfg *config, ip4, ip6 *ipConf) string {
 // configureNamespace brings up lo and, with --config-net, configures the
 // tap like the host's interface.
 func (c *ctx) configureNamespace(ifname string) error {
-	index, err := linkIndex(c.nsNetns, ifname)
-	if err != nil {
-		return err
-	}
-	lc := nsLinkConfig{tapIndex: index, mac: net.HardwareAddr(c.cfg.nsMAC)}
+	lc := nsLinkConfig{mac: net.HardwareAddr(c.cfg.nsMAC)}
 	if c.cfg.configNet {
 		lc.mtu = c.mtu
 		lc.up = true
@@ -151,7 +144,8 @@ func (c *ctx) configureNamespace(ifname string) error {
 			}
 		}
 	}
-	if err := configureNamespace(c.nsNetns, &lc); err != nil {
+	err := c.ns.do(func() error { return configureNamespace(ifname, &lc) })
+	if err != nil {
 		return fmt.Errorf("configuring the namespace: %w", err)
 	}
 	return nil
