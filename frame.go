@@ -65,7 +65,18 @@ func (p *frameParser) parse(frame []byte) bool {
 	if err := p.dlp.DecodeLayers(frame, &p.decoded); err != nil {
 		return false
 	}
-	return !p.dlp.Truncated && len(p.decoded) > 0
+	if p.dlp.Truncated || len(p.decoded) == 0 {
+		return false
+	}
+	// The decoder stops without an error when a frame ends right after
+	// the Ethernet header: that is a truncated frame too.
+	if len(p.decoded) == 1 {
+		switch p.eth.EthernetType {
+		case layers.EthernetTypeIPv4, layers.EthernetTypeIPv6, layers.EthernetTypeARP:
+			return false
+		}
+	}
+	return true
 }
 
 // has tells whether a layer type was decoded from the last frame.

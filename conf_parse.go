@@ -1,0 +1,620 @@
+package main
+
+// Command-line parsing, compatible with GNU getopt_long in "+" mode: options
+// end at "--" or at the first argument that is not an option, and error
+// messages use getopt's wording, which Podman matches on.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+const (
+	defaultLogSize = 1 << 20 // --log-size default: 1 MiB
+	minMTU         = 68      // smallest IPv4 MTU (RFC 791)
+	maxMTU         = 65520   // 65535 minus an 802.3 header, in 32-bit words
+	maxIfnameLen   = 15      // IFNAMSIZ - 1
+	maxDomainLen   = 253     // longest domain name in text form
+	maxPathLen     = 4095    // PATH_MAX - 1
+	netnsDir       = "/run/netns/"
+)
+
+const (
+	noArg    = false
+	needsArg = true
+)
+
+// optHandler applies an option to the configuration. It gets "" for
+// options without an argument. Its error names the bad value but not the
+// option: the parser adds "--LONG: " in front.
+type optHandler func(c *config, arg string) error
+
+// optDef describes one option in its long and, if any, short form.
+type optDef struct {
+	long   string
+	short  rune // 0 if the option has no short form
+	hasArg bool // the argument is required: there are no optional ones
+	set    optHandler
+}
+
+// cmdOptions lists every option pasta accepts, passt-only ones included so that
+// they get a clear error. The order is the one of the ambiguity messages.
+var cmdOptions = []optDef{
+	// Logging and process control.
+	{"debug", 'd', noArg, setFlag(func(c *config) { c.debug, c.quiet = true, false })},
+	{"trace", 0, noArg, setFlag(func(c *config) { c.trace, c.debug, c.quiet = true, true, false })},
+	{"quiet", 'q', noArg, setFlag(func(c *config) { c.quiet, c.debug, c.trace = true, false, false })},
+	{"foreground", 'f', noArg, setFlag(func(c *config) { c.foreground = true })},
+	{"stderr", 'e', noArg, setFlag(func(c *config) { c.stderr = true })},
+	{"log-file", 'l', needsArg, setPath(func(c *config) *string { return &c.logFile })},
+	{"log-size", 0, needsArg, setLogSize},
+	{"runas", 0, needsArg, setRunas},
+	{"help", 'h', noArg, setFlag(func(c *config) { c.showHelp = true })},
+	{"version", 0, noArg, setFlag(func(c *config) { c.showVersion = true })},
+	{"pcap", 'p', needsArg, setPath(func(c *config) *string { return &c.pcapFile })},
+	{"pid", 'P', needsArg, setPath(func(c *config) *string { return &c.pidFile })},
+
+	// Addresses and interfaces.
+	{"mtu", 'm', needsArg, setMTU},
+	{"address", 'a', needsArg, setAddress},
+	{"netmask", 'n', needsArg, setNetmask},
+	{"mac-addr", 'M', needsArg, setMAC(func(c *config) *net.HardwareAddr { return &c.ourMAC })},
+	{"gateway", 'g', needsArg, setAddrByFamily(unicastOnly, func(c *config) (*netip.Addr, *netip.Addr) { return &c.gw4, &c.gw6 })},
+	{"interface", 'i', needsArg, setIfname(func(c *config) *string { return &c.ifname })},
+	{"outbound", 'o', needsArg, setAddrByFamily(unicastOnly, func(c *config) (*netip.Addr, *netip.Addr) { return &c.outAddr4, &c.outAddr6 })},
+	{"outbound-if4", 0, needsArg, setIfname(func(c *config) *string { return &c.outIf4 })},
+	{"outbound-if6", 0, needsArg, setIfname(func(c *config) *string { return &c.outIf6 })},
+	{"dns", 'D', needsArg, setDNS},
+	{"dns-forward", 0, needsArg, setAddrByFamily(unicastOnly, func(c *config) (*netip.Addr, *netip.Addr) { return &c.dnsForward4, &c.dnsForward6 })},
+	{"dns-host", 0, needsArg, setAddrByFamily(loopbackToo, func(c *config) (*netip.Addr, *netip.Addr) { return &c.dnsHost4, &c.dnsHost6 })},
+	{"search", 'S', needsArg, setSearch},
+	{"no-dhcp-dns", 0, noArg, setFlag(func(c *config) { c.noDHCPDNS, c.dhcpDNS = true, false })},
+	{"dhcp-dns", 0, noArg, setFlag(func(c *config) { c.dhcpDNS, c.noDHCPDNS = true, false })},
+	{"no-dhcp-search", 0, noArg, setFlag(func(c *config) { c.noDHCPSearch, c.dhcpSearch = true, false })},
+	{"dhcp-search", 0, noArg, setFlag(func(c *config) { c.dhcpSearch, c.noDHCPSearch = true, false })},
+
+	// Protocol handlers.
+	{"no-tcp", 0, noArg, setFlag(func(c *config) { c.noTCP = true })},
+	{"no-udp", 0, noArg, setFlag(func(c *config) { c.noUDP = true })},
+	{"no-icmp", 0, noArg, setFlag(func(c *config) { c.noICMP = true })},
+	{"no-dhcp", 0, noArg, setFlag(func(c *config) { c.noDHCP = true })},
+	{"no-ndp", 0, noArg, setFlag(func(c *config) { c.noNDP = true })},
+	{"no-dhcpv6", 0, noArg, setFlag(func(c *config) { c.noDHCPv6 = true })},
+	{"no-ra", 0, noArg, setFlag(func(c *config) { c.noRA = true })},
+	{"freebind", 0, noArg, setFlag(func(c *config) { c.freebind = true })},
+
+	// Address mapping.
+	{"map-host-loopback", 0, needsArg, setMappedAddr(func(c *config) (*netip.Addr, *netip.Addr, *bool) {
+		return &c.mapHostLoopback4, &c.mapHostLoopback6, &c.mapHostLoopbackNone
+	})},
+	{"no-map-gw", 0, noArg, setFlag(func(c *config) { c.noMapGW = true })},
+	{"map-gw", 0, noArg, setFlag(func(c *config) { c.noMapGW = false })},
+	{"map-guest-addr", 0, needsArg, setMappedAddr(func(c *config) (*netip.Addr, *netip.Addr, *bool) {
+		return &c.mapGuestAddr4, &c.mapGuestAddr6, &c.mapGuestAddrNone
+	})},
+	{"ipv4-only", '4', noArg, setFlag(func(c *config) { c.ipv4Only = true })},
+	{"ipv6-only", '6', noArg, setFlag(func(c *config) { c.ipv6Only = true })},
+	{"hostname", 'H', needsArg, setDomain(func(c *config) *string { return &c.hostname })},
+	{"fqdn", 0, needsArg, setDomain(func(c *config) *string { return &c.fqdn })},
+
+	// passt-only options, refused.
+	{"socket", 's', needsArg, passtOnly},
+	{"socket-path", 's', needsArg, passtOnly},
+	{"vhost-user", 0, noArg, passtOnly},
+	{"print-capabilities", 0, noArg, passtOnly},
+	{"repair-path", 0, needsArg, passtOnly},
+	{"fd", 'F', needsArg, passtOnly},
+	{"one-off", '1', noArg, passtOnly},
+
+	// Port forwarding.
+	{"tcp-ports", 't', needsArg, setPorts(true, func(c *config) *fwdSpec { return &c.tcpFwd })},
+	{"udp-ports", 'u', needsArg, setPorts(false, func(c *config) *fwdSpec { return &c.udpFwd })},
+	{"tcp-ns", 'T', needsArg, setPorts(true, func(c *config) *fwdSpec { return &c.tcpNsFwd })},
+	{"udp-ns", 'U', needsArg, setPorts(false, func(c *config) *fwdSpec { return &c.udpNsFwd })},
+	{"host-lo-to-ns-lo", 0, noArg, setFlag(func(c *config) { c.hostLoToNsLo = true })},
+
+	// Namespaces.
+	{"ns-ifname", 'I', needsArg, setIfname(func(c *config) *string { return &c.nsIfname })},
+	{"userns", 0, needsArg, setPath(func(c *config) *string { return &c.userns })},
+	{"netns", 0, needsArg, setNetns},
+	{"netns-only", 0, noArg, setFlag(func(c *config) { c.netnsOnly = true })},
+	{"no-netns-quit", 0, noArg, setFlag(func(c *config) { c.noNetnsQuit = true })},
+	{"config-net", 0, noArg, setFlag(func(c *config) { c.configNet = true })},
+	{"no-copy-routes", 0, noArg, setFlag(func(c *config) { c.noCopyRoutes = true })},
+	{"no-copy-addrs", 0, noArg, setFlag(func(c *config) { c.noCopyAddrs = true })},
+	{"ns-mac-addr", 0, needsArg, setMAC(func(c *config) *net.HardwareAddr { return &c.nsMAC })},
+	{"no-splice", 0, noArg, setFlag(func(c *config) { c.noSplice = true })},
+}
+
+// parseArgs parses the command line, without argv[0]. On error, the config
+// returned holds what was parsed before the error, so that the caller can
+// still see a --help given earlier.
+func parseArgs(args []string) (*config, error) {
+	c := &config{logSize: defaultLogSize, mtu: -1}
+	positional, err := parseOptions(c, args)
+	if err != nil {
+		return c, err
+	}
+	if err := setPositional(c, positional); err != nil {
+		return c, err
+	}
+	if err := checkConflicts(c); err != nil {
+		return c, err
+	}
+	applyUDPDefaults(c)
+	return c, nil
+}
+
+// argQueue is the part of the command line not consumed yet.
+type argQueue []string
+
+// pop removes and returns the next argument, if any.
+func (q *argQueue) pop() (string, bool) {
+	if len(*q) == 0 {
+		return "", false
+	}
+	arg := (*q)[0]
+	*q = (*q)[1:]
+	return arg, true
+}
+
+// parseOptions applies the options in args and returns the positional
+// arguments following them.
+func parseOptions(c *config, args []string) ([]string, error) {
+	q := argQueue(args)
+	for {
+		arg, ok := q.pop()
+		var err error
+		switch {
+		case !ok:
+			return nil, nil
+		case arg == "--":
+			return q, nil
+		case strings.HasPrefix(arg, "--"):
+			err = parseLong(c, arg, &q)
+		case len(arg) > 1 && arg[0] == '-':
+			err = parseShortGroup(c, arg, &q)
+		default:
+			return append([]string{arg}, q...), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// parseLong applies one "--name" or "--name=value" argument, taking the
+// value from q if the option needs one and it's not given with '='.
+func parseLong(c *config, arg string, q *argQueue) error {
+	name, value, hasValue := strings.Cut(arg[2:], "=")
+	opt, err := lookupLong(name, arg)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !opt.hasArg && hasValue:
+		return fmt.Errorf("option '--%s' doesn't allow an argument", opt.long)
+	case opt.hasArg && !hasValue:
+		if value, hasValue = q.pop(); !hasValue {
+			return fmt.Errorf("option '--%s' requires an argument", opt.long)
+		}
+	}
+	return opt.apply(c, value)
+}
+
+// lookupLong finds the option called name, or the only one name is a prefix
+// of, like getopt_long does. arg is the whole argument, for messages.
+func lookupLong(name, arg string) (*optDef, error) {
+	var matches []*optDef
+	for i := range cmdOptions {
+		opt := &cmdOptions[i]
+		if opt.long == name {
+			return opt, nil
+		}
+		if name != "" && strings.HasPrefix(opt.long, name) {
+			matches = append(matches, opt)
+		}
+	}
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("unrecognized option '%s'", arg)
+	}
+	for _, m := range matches[1:] {
+		if !sameOption(matches[0], m) {
+			return nil, ambiguityError(arg, matches)
+		}
+	}
+	return matches[0], nil
+}
+
+// sameOption reports whether two long names are spellings of one option
+// (like --socket and --socket-path), which makes a prefix of both
+// unambiguous, as in getopt_long.
+func sameOption(a, b *optDef) bool {
+	return a.short != 0 && a.short == b.short && a.hasArg == b.hasArg
+}
+
+func ambiguityError(arg string, matches []*optDef) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "option '%s' is ambiguous; possibilities:", arg)
+	for _, m := range matches {
+		fmt.Fprintf(&b, " '--%s'", m.long)
+	}
+	return errors.New(b.String())
+}
+
+// parseShortGroup applies a group of short options such as "-fd" or
+// "-fdp file". An option taking an argument ends the group: the rest of the
+// group is its value, or, if nothing is left, the next argument is.
+func parseShortGroup(c *config, arg string, q *argQueue) error {
+	for i, ch := range arg[1:] {
+		opt := lookupShort(ch)
+		if opt == nil {
+			return fmt.Errorf("invalid option -- '%c'", ch)
+		}
+		if !opt.hasArg {
+			if err := opt.apply(c, ""); err != nil {
+				return err
+			}
+			continue
+		}
+		value := arg[2+i:] // after ch, which is ASCII as all short options are
+		if value == "" {
+			var ok bool
+			if value, ok = q.pop(); !ok {
+				return fmt.Errorf("option requires an argument -- '%c'", ch)
+			}
+		}
+		return opt.apply(c, value)
+	}
+	return nil
+}
+
+func lookupShort(ch rune) *optDef {
+	for i := range cmdOptions {
+		if cmdOptions[i].short == ch {
+			return &cmdOptions[i]
+		}
+	}
+	return nil
+}
+
+// apply runs the option's handler, naming the option in its error.
+func (opt *optDef) apply(c *config, value string) error {
+	if err := opt.set(c, value); err != nil {
+		return fmt.Errorf("--%s: %w", opt.long, err)
+	}
+	return nil
+}
+
+// setPositional interprets what follows the options: a lone number is the
+// PID of a process whose namespaces to join, anything else a command.
+func setPositional(c *config, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if len(args) != 1 || !allDigits(args[0]) {
+		c.command = args
+		return nil
+	}
+	pid, err := strconv.ParseInt(args[0], 10, 32)
+	if err != nil || pid <= 0 {
+		return fmt.Errorf("invalid PID '%s'", args[0])
+	}
+	c.targetPID = int(pid)
+	return nil
+}
+
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// checkConflicts refuses combinations of options that make no sense
+// together, once the whole command line is known.
+func checkConflicts(c *config) error {
+	switch {
+	case c.ipv4Only && c.ipv6Only:
+		return errors.New("--ipv4-only: conflicts with --ipv6-only")
+	case c.netns != "" && c.targetPID != 0:
+		return errors.New("--netns: can't be given with a PID")
+	case c.netns != "" && len(c.command) > 0:
+		return errors.New("--netns: can't be given with a command")
+	case c.userns != "" && c.netns == "" && c.targetPID == 0:
+		return errors.New("--userns: needs --netns or a PID")
+	case c.userns != "" && c.netnsOnly:
+		return errors.New("--userns: conflicts with --netns-only")
+	}
+	return nil
+}
+
+// applyUDPDefaults makes UDP follow an explicit TCP port list, without port
+// translation, in each direction where no UDP spec was given.
+func applyUDPDefaults(c *config) {
+	if c.udpFwd.mode == fwdUnset && c.tcpFwd.mode == fwdPorts {
+		c.udpFwd = untranslatedCopy(c.tcpFwd)
+	}
+	if c.udpNsFwd.mode == fwdUnset && c.tcpNsFwd.mode == fwdPorts {
+		c.udpNsFwd = untranslatedCopy(c.tcpNsFwd)
+	}
+}
+
+// Option handlers and handler builders.
+
+func setFlag(set func(c *config)) optHandler {
+	return func(c *config, _ string) error {
+		set(c)
+		return nil
+	}
+}
+
+func passtOnly(*config, string) error {
+	return errors.New("passt mode only, not in pasta")
+}
+
+func setPath(field func(c *config) *string) optHandler {
+	return func(c *config, arg string) error {
+		if !validPath(arg) {
+			return fmt.Errorf("invalid path '%s'", arg)
+		}
+		*field(c) = arg
+		return nil
+	}
+}
+
+func validPath(s string) bool {
+	return s != "" && len(s) <= maxPathLen
+}
+
+func setLogSize(c *config, arg string) error {
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if !allDigits(arg) || err != nil || n < 1 {
+		return fmt.Errorf("invalid size '%s'", arg)
+	}
+	c.logSize = n
+	return nil
+}
+
+func setRunas(c *config, arg string) error {
+	if arg == "" {
+		return fmt.Errorf("invalid user '%s'", arg)
+	}
+	c.runas = arg
+	return nil
+}
+
+func setMTU(c *config, arg string) error {
+	n, err := strconv.Atoi(arg)
+	if !allDigits(arg) || err != nil || (n != 0 && (n < minMTU || n > maxMTU)) {
+		return fmt.Errorf("invalid MTU '%s' (must be %d-%d, or 0)", arg, minMTU, maxMTU)
+	}
+	c.mtu = n
+	return nil
+}
+
+// setAddress handles -a ADDR or ADDR/LEN. The prefix length of an IPv4
+// address sets the netmask; the one of an IPv6 address is accepted and
+// ignored, as C pasta does.
+func setAddress(c *config, arg string) error {
+	addrText, lenText, hasLen := strings.Cut(arg, "/")
+	addr, ok := parseHostAddr(addrText, unicastOnly)
+	if !ok {
+		return invalidAddress(arg)
+	}
+	prefixLen := 0
+	if hasLen {
+		var err error
+		prefixLen, err = strconv.Atoi(lenText)
+		if !allDigits(lenText) || err != nil || prefixLen > addr.BitLen() {
+			return invalidAddress(arg)
+		}
+	}
+	if addr.Is6() {
+		c.addr6 = addr
+		return nil
+	}
+	c.addr4 = addr
+	if hasLen {
+		c.prefix4 = prefixLen
+	}
+	return nil
+}
+
+// setNetmask handles -n as a dotted-quad mask or a prefix length.
+func setNetmask(c *config, arg string) error {
+	if n, err := strconv.Atoi(arg); allDigits(arg) && err == nil && n <= 32 {
+		c.prefix4 = n
+		return nil
+	}
+	mask, err := netip.ParseAddr(arg)
+	if err != nil || !mask.Is4() {
+		return fmt.Errorf("invalid netmask '%s'", arg)
+	}
+	ones, bits := net.IPMask(mask.AsSlice()).Size()
+	if bits == 0 { // not a contiguous mask
+		return fmt.Errorf("invalid netmask '%s'", arg)
+	}
+	c.prefix4 = ones
+	return nil
+}
+
+func setMAC(field func(c *config) *net.HardwareAddr) optHandler {
+	return func(c *config, arg string) error {
+		mac, ok := parseMAC(arg)
+		if !ok {
+			return fmt.Errorf("invalid MAC address '%s'", arg)
+		}
+		*field(c) = mac
+		return nil
+	}
+}
+
+// parseMAC parses exactly the xx:xx:xx:xx:xx:xx form.
+func parseMAC(s string) (net.HardwareAddr, bool) {
+	const macTextLen = len("xx:xx:xx:xx:xx:xx")
+	if len(s) != macTextLen || strings.Count(s, ":") != 5 {
+		return nil, false
+	}
+	mac, err := net.ParseMAC(s)
+	return mac, err == nil && len(mac) == 6
+}
+
+// addrPolicy says which special addresses an option accepts.
+type addrPolicy bool
+
+const (
+	unicastOnly addrPolicy = false // a unicast, non-loopback address
+	loopbackToo addrPolicy = true  // a unicast address, loopback included
+)
+
+// parseAddr parses an IPv4 or IPv6 address (no zone, no IPv4-mapped IPv6)
+// usable as the address of a host: not unspecified, multicast or the IPv4
+// broadcast address, and loopback only if the policy allows it.
+func parseHostAddr(s string, policy addrPolicy) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" || a.Is4In6() {
+		return netip.Addr{}, false
+	}
+	broadcast := a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if a.IsUnspecified() || a.IsMulticast() || broadcast {
+		return netip.Addr{}, false
+	}
+	if a.IsLoopback() && policy == unicastOnly {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// setAddrByFamily builds a handler for options given once per IP version:
+// the address goes to the IPv4 or IPv6 field returned by fields.
+func setAddrByFamily(policy addrPolicy, fields func(c *config) (v4, v6 *netip.Addr)) optHandler {
+	return func(c *config, arg string) error {
+		addr, ok := parseHostAddr(arg, policy)
+		if !ok {
+			return invalidAddress(arg)
+		}
+		v4, v6 := fields(c)
+		storeByFamily(addr, v4, v6)
+		return nil
+	}
+}
+
+// setMappedAddr builds a handler for --map-host-loopback and
+// --map-guest-addr: an address per IP version, or "none" to map nothing.
+func setMappedAddr(fields func(c *config) (v4, v6 *netip.Addr, none *bool)) optHandler {
+	return func(c *config, arg string) error {
+		v4, v6, none := fields(c)
+		if arg == "none" {
+			*v4, *v6, *none = netip.Addr{}, netip.Addr{}, true
+			return nil
+		}
+		addr, ok := parseHostAddr(arg, unicastOnly)
+		if !ok {
+			return invalidAddress(arg)
+		}
+		storeByFamily(addr, v4, v6)
+		*none = false
+		return nil
+	}
+}
+
+func storeByFamily(addr netip.Addr, v4, v6 *netip.Addr) {
+	if addr.Is4() {
+		*v4 = addr
+	} else {
+		*v6 = addr
+	}
+}
+
+func invalidAddress(arg string) error {
+	return fmt.Errorf("invalid address '%s'", arg)
+}
+
+// setDNS handles -D: each address is added to the list; "none" empties it
+// and disables DNS.
+func setDNS(c *config, arg string) error {
+	if arg == "none" {
+		c.dns, c.dnsNone = nil, true
+		return nil
+	}
+	addr, ok := parseHostAddr(arg, loopbackToo)
+	if !ok {
+		return invalidAddress(arg)
+	}
+	c.dns, c.dnsNone = append(c.dns, addr), false
+	return nil
+}
+
+// setSearch handles -S: a space-separated list of domains, added to the
+// list; "none" empties it and disables the search list.
+func setSearch(c *config, arg string) error {
+	if arg == "none" {
+		c.search, c.searchNone = nil, true
+		return nil
+	}
+	domains := strings.Fields(arg)
+	if len(domains) == 0 {
+		return fmt.Errorf("invalid search list '%s'", arg)
+	}
+	for _, d := range domains {
+		if len(d) > maxDomainLen {
+			return fmt.Errorf("invalid domain '%s'", d)
+		}
+	}
+	c.search, c.searchNone = append(c.search, domains...), false
+	return nil
+}
+
+// setDomain builds a handler for -H and --fqdn.
+func setDomain(field func(c *config) *string) optHandler {
+	return func(c *config, arg string) error {
+		if arg == "" || len(arg) > maxDomainLen {
+			return fmt.Errorf("invalid name '%s'", arg)
+		}
+		*field(c) = arg
+		return nil
+	}
+}
+
+func setIfname(field func(c *config) *string) optHandler {
+	return func(c *config, arg string) error {
+		if !validIfname(arg) {
+			return fmt.Errorf("invalid interface name '%s'", arg)
+		}
+		*field(c) = arg
+		return nil
+	}
+}
+
+// validIfname applies the kernel's rules for network interface names.
+func validIfname(s string) bool {
+	if s == "" || len(s) > maxIfnameLen || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return r == '/' || r == ':' || unicode.IsSpace(r)
+	})
+}
+
+func setPorts(tcp bool, field func(c *config) *fwdSpec) optHandler {
+	return func(c *config, arg string) error {
+		return addPortSpec(field(c), arg, tcp)
+	}
+}
+
+// setNetns handles --netns: a path, or a name under /run/netns as with
+// ip-netns(8).
+func setNetns(c *config, arg string) error {
+	path := arg
+	if !strings.Contains(arg, "/") {
+		path = netnsDir + arg
+	}
+	if arg == "" || arg == "." || arg == ".." || len(path) > maxPathLen {
+		return fmt.Errorf("invalid namespace '%s'", arg)
+	}
+	c.netns = path
+	return nil
+}

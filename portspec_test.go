@@ -1,0 +1,323 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// rng is a range bound to any address.
+func fwdR(first, last, target uint16) fwdRange {
+	return fwdRange{first: first, last: last, target: target}
+}
+
+// brng is a range bound to an address (may be "") and an interface.
+func boundR(addr, ifname string, first, last, target uint16) fwdRange {
+	r := fwdR(first, last, target)
+	if addr != "" {
+		r.bindAddr = netip.MustParseAddr(addr)
+	}
+	r.bindIf = ifname
+	return r
+}
+
+func portList(ranges ...fwdRange) fwdSpec {
+	return fwdSpec{mode: fwdPorts, ranges: ranges}
+}
+
+// showRanges formats ranges for failure messages, in port spec syntax.
+func showRanges(ranges []fwdRange) string {
+	var parts []string
+	for _, r := range ranges {
+		where := ""
+		if r.bindAddr.IsValid() || r.bindIf != "" {
+			where = fmt.Sprintf("%v%%%s/", r.bindAddr, r.bindIf)
+		}
+		parts = append(parts, fmt.Sprintf("%s%d-%d:%d", where, r.first, r.last, r.target))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func sameSpec(a, b fwdSpec) bool {
+	return a.mode == b.mode && slices.Equal(a.ranges, b.ranges)
+}
+
+// ephemeralOrSkip returns the host's ephemeral range, skipping tests whose
+// expectations assume it doesn't touch low or top ports.
+func ephemeralOrSkip(t *testing.T) (lo, hi uint16) {
+	t.Helper()
+	l, h := ephemeralPortRange()
+	if l <= 3010 || h >= maxPort {
+		t.Skipf("unusual ephemeral port range %d-%d", l, h)
+	}
+	return uint16(l), uint16(h)
+}
+
+func TestParsePortSpec(t *testing.T) {
+	tests := []struct {
+		spec string
+		want fwdSpec
+	}{
+		{"none", fwdSpec{mode: fwdNone}},
+		{"auto", fwdSpec{mode: fwdAuto}},
+		{"22", portList(fwdR(22, 22, 22))},
+		{"022", portList(fwdR(22, 22, 22))},
+		{"1", portList(fwdR(1, 1, 1))},
+		{"65535", portList(fwdR(65535, 65535, 65535))},
+		{"22:23", portList(fwdR(22, 22, 23))},
+		{"22,25", portList(fwdR(22, 22, 22), fwdR(25, 25, 25))},
+		{"25,22", portList(fwdR(22, 22, 22), fwdR(25, 25, 25))},
+		{"22,23,24", portList(fwdR(22, 24, 22))},
+		{"22-80", portList(fwdR(22, 80, 22))},
+		{"80-80", portList(fwdR(80, 80, 80))},
+		{"22-80:32-90", portList(fwdR(22, 80, 32))},
+		{"22-80:32", portList(fwdR(22, 80, 32))},
+		{"8080:80,8081:81", portList(fwdR(8080, 8081, 80))},
+		{"8080:80,8081:82", portList(fwdR(8080, 8080, 80), fwdR(8081, 8081, 82))},
+		{"1-65535", portList(fwdR(1, 65535, 1))},
+		{"65535:1", portList(fwdR(65535, 65535, 1))},
+		{"1-10:65526-65535", portList(fwdR(1, 10, 65526))},
+		{"2000-5000,~3000-3010", portList(fwdR(2000, 2999, 2000), fwdR(3011, 5000, 3011))},
+		{"~3000-3010,2000-5000", portList(fwdR(2000, 2999, 2000), fwdR(3011, 5000, 3011))},
+		{"20-30,~25", portList(fwdR(20, 24, 20), fwdR(26, 30, 26))},
+		{"20-30:120-130,~25", portList(fwdR(20, 24, 120), fwdR(26, 30, 126))},
+		{"20-30,~20-30", portList()},
+		{"20-30,~100", portList(fwdR(20, 30, 20))},
+		{"20-30,~25,~25", portList(fwdR(20, 24, 20), fwdR(26, 30, 26))},
+		{"192.0.2.1/22", portList(boundR("192.0.2.1", "", 22, 22, 22))},
+		{"192.0.2.1/20-30,~25", portList(boundR("192.0.2.1", "", 20, 24, 20), boundR("192.0.2.1", "", 26, 30, 26))},
+		{"192.0.2.1%eth0/22", portList(boundR("192.0.2.1", "eth0", 22, 22, 22))},
+		{"%eth0/22", portList(boundR("", "eth0", 22, 22, 22))},
+		{"127.0.0.1/8082-8082:80-80", portList(boundR("127.0.0.1", "", 8082, 8082, 80))},
+		{"::1/8084-8084:80-80", portList(boundR("::1", "", 8084, 8084, 80))},
+		{"[::1]/8084", portList(boundR("::1", "", 8084, 8084, 8084))},
+		{"fe80::1%eth0/22", portList(boundR("fe80::1", "eth0", 22, 22, 22))},
+		{"0.0.0.0/22", portList(boundR("0.0.0.0", "", 22, 22, 22))},
+		{"::/22", portList(boundR("::", "", 22, 22, 22))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := parsePortSpec(tt.spec, true)
+			if err != nil {
+				t.Fatalf("parsePortSpec(%q): %v", tt.spec, err)
+			}
+			if !sameSpec(got, tt.want) {
+				t.Errorf("parsePortSpec(%q) = mode %d %s, want mode %d %s",
+					tt.spec, got.mode, showRanges(got.ranges), tt.want.mode, showRanges(tt.want.ranges))
+			}
+		})
+	}
+}
+
+func TestParsePortSpecUDPSameAsTCP(t *testing.T) {
+	for _, spec := range []string{"22", "20-30:40-50,~25", "::1/53"} {
+		tcp, errTCP := parsePortSpec(spec, true)
+		udp, errUDP := parsePortSpec(spec, false)
+		if errTCP != nil || errUDP != nil || !sameSpec(tcp, udp) {
+			t.Errorf("%q: TCP %s %v, UDP %s %v", spec, showRanges(tcp.ranges), errTCP, showRanges(udp.ranges), errUDP)
+		}
+	}
+}
+
+func TestParsePortSpecAllAndExclusionsOnly(t *testing.T) {
+	lo, hi := ephemeralOrSkip(t)
+	tests := []struct {
+		spec string
+		want fwdSpec
+	}{
+		{"all", fwdSpec{mode: fwdAll, ranges: []fwdRange{fwdR(1, lo-1, 1), fwdR(hi+1, maxPort, hi+1)}}},
+		{"~22", portList(fwdR(1, 21, 1), fwdR(23, lo-1, 23), fwdR(hi+1, maxPort, hi+1))},
+		{"~1-1024,~65535", portList(fwdR(1025, lo-1, 1025), fwdR(hi+1, maxPort-1, hi+1))},
+		{"~22,~25-30", portList(fwdR(1, 21, 1), fwdR(23, 24, 23), fwdR(31, lo-1, 31), fwdR(hi+1, maxPort, hi+1))},
+		{"127.0.0.1/~22", portList(
+			boundR("127.0.0.1", "", 1, 21, 1),
+			boundR("127.0.0.1", "", 23, lo-1, 23),
+			boundR("127.0.0.1", "", hi+1, maxPort, hi+1))},
+	}
+	for _, tt := range tests {
+		got, err := parsePortSpec(tt.spec, false)
+		if err != nil {
+			t.Errorf("parsePortSpec(%q): %v", tt.spec, err)
+		} else if !sameSpec(got, tt.want) {
+			t.Errorf("parsePortSpec(%q) = mode %d %s, want mode %d %s",
+				tt.spec, got.mode, showRanges(got.ranges), tt.want.mode, showRanges(tt.want.ranges))
+		}
+	}
+}
+
+func TestParsePortSpecErrors(t *testing.T) {
+	tests := []struct{ spec, want string }{
+		{"", "invalid port spec '': no ports given"},
+		{"0", "invalid port spec '0': port '0' out of range (1-65535)"},
+		{"70000", "invalid port spec '70000': port '70000' out of range (1-65535)"},
+		{"65536", "invalid port spec '65536': port '65536' out of range (1-65535)"},
+		{"99999999999999999999999", "invalid port spec '99999999999999999999999': port '99999999999999999999999' out of range (1-65535)"},
+		{"80-70", "invalid port spec '80-70': range end before start"},
+		{"abc", "invalid port spec 'abc': invalid port 'abc'"},
+		{"+22", "invalid port spec '+22': invalid port '+22'"},
+		{"-22", "invalid port spec '-22': invalid port ''"},
+		{"22-", "invalid port spec '22-': invalid port ''"},
+		{"22-23-24", "invalid port spec '22-23-24': invalid port '23-24'"},
+		{"22,", "invalid port spec '22,': invalid port ''"},
+		{",22", "invalid port spec ',22': invalid port ''"},
+		{"22,,23", "invalid port spec '22,,23': invalid port ''"},
+		{" 22", "invalid port spec ' 22': invalid port ' 22'"},
+		{"22:", "invalid port spec '22:': invalid port ''"},
+		{"22:0", "invalid port spec '22:0': port '0' out of range (1-65535)"},
+		{"22:23:24", "invalid port spec '22:23:24': invalid port '23:24'"},
+		{"~", "invalid port spec '~': invalid port ''"},
+		{"~~22", "invalid port spec '~~22': invalid port '~22'"},
+		{"~22:23", "invalid port spec '~22:23': excluded ports '~22:23' can't have a target"},
+		{"22-80:32-89", "invalid port spec '22-80:32-89': target range '32-89' doesn't match the length of '22-80'"},
+		{"22:32-33", "invalid port spec '22:32-33': target range '32-33' doesn't match the length of '22'"},
+		{"22-80:65500", "invalid port spec '22-80:65500': target range of '22-80:65500' ends past port 65535"},
+		{"20-30,25", "invalid port spec '20-30,25': port 25 given more than once"},
+		{"22,22", "invalid port spec '22,22': port 22 given more than once"},
+		{"10-20:100,15-25:200", "invalid port spec '10-20:100,15-25:200': port 15 given more than once"},
+		{"1.2.3.4/", "invalid port spec '1.2.3.4/': no ports given"},
+		{"/22", "invalid port spec '/22': missing address before '/'"},
+		{"1.2.3/22", "invalid port spec '1.2.3/22': invalid address '1.2.3'"},
+		{"[::1/22", "invalid port spec '[::1/22': invalid address '[::1'"},
+		{"::1]/22", "invalid port spec '::1]/22': invalid address '::1]'"},
+		{"1.2.3.4%/22", "invalid port spec '1.2.3.4%/22': invalid interface name ''"},
+		{"%/22", "invalid port spec '%/22': invalid interface name ''"},
+		{"%averyveryverylongname/22", "invalid port spec '%averyveryverylongname/22': invalid interface name 'averyveryverylongname'"},
+		{"1.2.3.4/22/23", "invalid port spec '1.2.3.4/22/23': invalid port '22/23'"},
+		{"1.2.3.4/auto", "invalid port spec '1.2.3.4/auto': invalid port 'auto'"},
+		{"NONE", "invalid port spec 'NONE': invalid port 'NONE'"},
+		{"auto,22", "invalid port spec 'auto,22': invalid port 'auto'"},
+	}
+	for _, tt := range tests {
+		got, err := parsePortSpec(tt.spec, true)
+		if err == nil {
+			t.Errorf("parsePortSpec(%q) = %s, want error %q", tt.spec, showRanges(got.ranges), tt.want)
+		} else if err.Error() != tt.want {
+			t.Errorf("parsePortSpec(%q) error:\n got %q\nwant %q", tt.spec, err, tt.want)
+		}
+	}
+}
+
+func TestAddPortSpec(t *testing.T) {
+	tests := []struct {
+		name  string
+		specs []string
+		want  fwdSpec
+	}{
+		{"nothing", nil, fwdSpec{}},
+		{"none twice", []string{"none", "none"}, fwdSpec{mode: fwdNone}},
+		{"auto twice", []string{"auto", "auto"}, fwdSpec{mode: fwdAuto}},
+		{"lists accumulate", []string{"30", "10-12:20"}, portList(fwdR(10, 12, 20), fwdR(30, 30, 30))},
+		{"adjacent lists join", []string{"22", "23"}, portList(fwdR(22, 23, 22))},
+		{"adjacent translated don't join", []string{"22", "23:24"}, portList(fwdR(22, 22, 22), fwdR(23, 23, 24))},
+		{"podman", []string{"127.0.0.1/8082-8082:80-80", "9000-9001:9000-9001", "::1/8084-8084:80-80"},
+			portList(boundR("127.0.0.1", "", 8082, 8082, 80), boundR("::1", "", 8084, 8084, 80), fwdR(9000, 9001, 9000))},
+		{"same port, different addresses", []string{"127.0.0.1/80", "::1/80", "80", "%lo/80"},
+			portList(boundR("127.0.0.1", "", 80, 80, 80), boundR("::1", "", 80, 80, 80), fwdR(80, 80, 80), boundR("", "lo", 80, 80, 80))},
+		{"join per address", []string{"127.0.0.1/80", "81", "127.0.0.1/81"},
+			portList(boundR("127.0.0.1", "", 80, 81, 80), fwdR(81, 81, 81))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got fwdSpec
+			for _, spec := range tt.specs {
+				if err := addPortSpec(&got, spec, true); err != nil {
+					t.Fatalf("addPortSpec(%q): %v", spec, err)
+				}
+			}
+			if !sameSpec(got, tt.want) {
+				t.Errorf("got mode %d %s, want mode %d %s", got.mode, showRanges(got.ranges), tt.want.mode, showRanges(tt.want.ranges))
+			}
+		})
+	}
+}
+
+func TestAddPortSpecErrors(t *testing.T) {
+	tests := []struct {
+		specs []string
+		want  string
+	}{
+		{[]string{"22", "none"}, "'none' can't be combined with other port specs"},
+		{[]string{"none", "22"}, "'none' can't be combined with other port specs"},
+		{[]string{"auto", "22"}, "'auto' can't be combined with other port specs"},
+		{[]string{"22", "auto"}, "'auto' can't be combined with other port specs"},
+		{[]string{"none", "auto"}, "'auto' can't be combined with other port specs"},
+		{[]string{"all", "none"}, "'none' can't be combined with other port specs"},
+		{[]string{"all", "~22"}, "'all' can't be combined with other port specs"},
+		{[]string{"20-30", "25"}, "invalid port spec '25': port 25 given more than once"},
+		{[]string{"::1/20-30", "::1/10-20"}, "invalid port spec '::1/10-20': port 20 given more than once"},
+		{[]string{"22", "0"}, "invalid port spec '0': port '0' out of range (1-65535)"},
+	}
+	for _, tt := range tests {
+		var s fwdSpec
+		var err error
+		for _, spec := range tt.specs {
+			if err = addPortSpec(&s, spec, false); err != nil {
+				break
+			}
+		}
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: error %v, want %q", tt.specs, err, tt.want)
+		}
+	}
+}
+
+func TestUntranslatedCopy(t *testing.T) {
+	src := portList(boundR("::1", "", 80, 80, 8080), fwdR(8080, 8080, 80), fwdR(8081, 8081, 82), fwdR(9000, 9010, 100))
+	want := portList(boundR("::1", "", 80, 80, 80), fwdR(8080, 8081, 8080), fwdR(9000, 9010, 9000))
+	got := untranslatedCopy(src)
+	if !sameSpec(got, want) {
+		t.Errorf("untranslatedCopy = %s, want %s", showRanges(got.ranges), showRanges(want.ranges))
+	}
+	if src.ranges[0].target != 8080 {
+		t.Error("untranslatedCopy modified its argument")
+	}
+}
+
+// checkRanges reports what makes ranges an invalid parse result, if
+// anything.
+func checkRanges(ranges []fwdRange) error {
+	end := map[bindKey]uint16{}
+	for i, r := range ranges {
+		switch {
+		case r.first == 0 || r.first > r.last:
+			return fmt.Errorf("bad range %s", showRanges(ranges[i:i+1]))
+		case r.target == 0 || int(r.target)+int(r.last-r.first) > maxPort:
+			return fmt.Errorf("bad target in %s", showRanges(ranges[i:i+1]))
+		case i > 0 && ranges[i-1].first > r.first:
+			return fmt.Errorf("%s: not sorted", showRanges(ranges[i-1:i+1]))
+		}
+		if last, seen := end[bindKeyOf(r)]; seen && r.first <= last {
+			return fmt.Errorf("%s overlaps a previous range", showRanges(ranges[i:i+1]))
+		}
+		end[bindKeyOf(r)] = max(end[bindKeyOf(r)], r.last)
+	}
+	return nil
+}
+
+func FuzzParsePortSpec(f *testing.F) {
+	// More seeds are in testdata/fuzz/FuzzParsePortSpec.
+	for _, seed := range []string{"22", "all", "none"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		got, err := parsePortSpec(spec, true)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "invalid port spec '") {
+				t.Errorf("parsePortSpec(%q): error %q doesn't name the spec", spec, err)
+			}
+			return
+		}
+		if err := checkRanges(got.ranges); err != nil {
+			t.Errorf("parsePortSpec(%q): %v", spec, err)
+		}
+		var merged fwdSpec
+		if err := addPortSpec(&merged, spec, true); err != nil {
+			t.Fatalf("addPortSpec(%q) failed after parsePortSpec succeeded: %v", spec, err)
+		}
+		if !sameSpec(merged, got) {
+			t.Errorf("addPortSpec(%q) into nothing = %s, want %s", spec, showRanges(merged.ranges), showRanges(got.ranges))
+		}
+	})
+}
