@@ -51,32 +51,32 @@ type config struct {
 	showVersion bool   // --version
 
 	// Addresses and interfaces.
-	mtu          int          // -m, --mtu; -1 when not given (default 65520)
-	addr4        netip.Addr   // -a with an IPv4 address
-	prefix4      int          // -n, --netmask, or a /len on -a; 0 when not given
-	addr6        netip.Addr   // -a with an IPv6 address
+	mtu          int              // -m, --mtu; -1 when not given (default 65520)
+	addr4        netip.Addr       // -a with an IPv4 address
+	prefix4      int              // -n, --netmask, or a /len on -a; 0 when not given
+	addr6        netip.Addr       // -a with an IPv6 address
 	ourMAC       net.HardwareAddr // -M, --mac-addr; nil: 9a:55:9a:55:9a:55
-	gw4          netip.Addr   // -g with an IPv4 address
-	gw6          netip.Addr   // -g with an IPv6 address
-	ifname       string       // -i, --interface
-	outIf4       string       // --outbound-if4
-	outIf6       string       // --outbound-if6
-	outAddr4     netip.Addr   // -o with an IPv4 address
-	outAddr6     netip.Addr   // -o with an IPv6 address
-	dns          []netip.Addr // -D, --dns (in order)
-	dnsNone      bool         // -D none
-	dnsForward4  netip.Addr   // --dns-forward, IPv4
-	dnsForward6  netip.Addr   // --dns-forward, IPv6
-	dnsHost4     netip.Addr   // --dns-host, IPv4
-	dnsHost6     netip.Addr   // --dns-host, IPv6
-	search       []string     // -S, --search
-	searchNone   bool         // -S none
-	noDHCPDNS    bool         // --no-dhcp-dns
-	dhcpDNS      bool         // --dhcp-dns
-	noDHCPSearch bool         // --no-dhcp-search
-	dhcpSearch   bool         // --dhcp-search
-	hostname     string       // -H, --hostname
-	fqdn         string       // --fqdn
+	gw4          netip.Addr       // -g with an IPv4 address
+	gw6          netip.Addr       // -g with an IPv6 address
+	ifname       string           // -i, --interface
+	outIf4       string           // --outbound-if4
+	outIf6       string           // --outbound-if6
+	outAddr4     netip.Addr       // -o with an IPv4 address
+	outAddr6     netip.Addr       // -o with an IPv6 address
+	dns          []netip.Addr     // -D, --dns (in order)
+	dnsNone      bool             // -D none
+	dnsForward4  netip.Addr       // --dns-forward, IPv4
+	dnsForward6  netip.Addr       // --dns-forward, IPv6
+	dnsHost4     netip.Addr       // --dns-host, IPv4
+	dnsHost6     netip.Addr       // --dns-host, IPv6
+	search       []string         // -S, --search
+	searchNone   bool             // -S none
+	noDHCPDNS    bool             // --no-dhcp-dns
+	dhcpDNS      bool             // --dhcp-dns
+	noDHCPSearch bool             // --no-dhcp-search
+	dhcpSearch   bool             // --dhcp-search
+	hostname     string           // -H, --hostname
+	fqdn         string           // --fqdn
 
 	// Protocol handlers.
 	noTCP    bool // --no-tcp
@@ -91,15 +91,15 @@ type config struct {
 	freebind bool // --freebind
 
 	// Address mapping.
-	noMapGW              bool       // --no-map-gw
-	mapHostLoopback4     netip.Addr // --map-host-loopback, IPv4
-	mapHostLoopback6     netip.Addr // --map-host-loopback, IPv6
-	mapHostLoopbackNone  bool       // --map-host-loopback none
-	mapGuestAddr4        netip.Addr // --map-guest-addr, IPv4
-	mapGuestAddr6        netip.Addr // --map-guest-addr, IPv6
-	mapGuestAddrNone     bool       // --map-guest-addr none
-	hostLoToNsLo         bool       // --host-lo-to-ns-lo
-	noSplice             bool       // --no-splice
+	noMapGW             bool       // --no-map-gw
+	mapHostLoopback4    netip.Addr // --map-host-loopback, IPv4
+	mapHostLoopback6    netip.Addr // --map-host-loopback, IPv6
+	mapHostLoopbackNone bool       // --map-host-loopback none
+	mapGuestAddr4       netip.Addr // --map-guest-addr, IPv4
+	mapGuestAddr6       netip.Addr // --map-guest-addr, IPv6
+	mapGuestAddrNone    bool       // --map-guest-addr none
+	hostLoToNsLo        bool       // --host-lo-to-ns-lo
+	noSplice            bool       // --no-splice
 
 	// Port forwarding.
 	tcpFwd   fwdSpec // -t, --tcp-ports (host to namespace)

@@ -50,7 +50,7 @@ type flow struct {
 
 	// Guest side, as the guest sees it.
 	guestAddr, peerAddr netip.Addr
-	guestPort, peerPort uint16
+	guestPort           uint16
 
 	ping pingFlow
 }

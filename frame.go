@@ -89,21 +89,6 @@ func (p *frameParser) has(t gopacket.LayerType) bool {
 	return false
 }
 
-// srcAddr and dstAddr return the network addresses of the decoded IP layer.
-func (p *frameParser) srcAddr() netip.Addr {
-	if p.has(layers.LayerTypeIPv4) {
-		return addrFrom4(p.ip4.SrcIP)
-	}
-	return addrFrom16(p.ip6.SrcIP)
-}
-
-func (p *frameParser) dstAddr() netip.Addr {
-	if p.has(layers.LayerTypeIPv4) {
-		return addrFrom4(p.ip4.DstIP)
-	}
-	return addrFrom16(p.ip6.DstIP)
-}
-
 func addrFrom4(ip []byte) netip.Addr {
 	if len(ip) != 4 {
 		return netip.Addr{}

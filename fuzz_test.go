@@ -75,7 +75,9 @@ func seedFrames(t testing.TB) [][]byte {
 	}
 }
 
-func withChecksumLayer[L interface{ SetNetworkLayerForChecksum(gopacket.NetworkLayer) error }](l L, ip gopacket.NetworkLayer) L {
+func withChecksumLayer[L interface {
+	SetNetworkLayerForChecksum(gopacket.NetworkLayer) error
+}](l L, ip gopacket.NetworkLayer) L {
 	_ = l.SetNetworkLayerForChecksum(ip)
 	return l
 }

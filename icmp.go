@@ -15,11 +15,11 @@ import (
 // identifier and replies are rewritten back to the guest's.
 
 const (
-	pingTimeoutNS     = int64(60e9) // an echo flow without traffic for 60 s is closed
-	icmpTypeEchoReply = 0           // RFC 792
-	icmpTypeEchoReq   = 8
-	icmp6TypeEchoReq  = 128 // RFC 4443 section 4.1
-	icmp6TypeEchoRep  = 129 // RFC 4443 section 4.2
+	pingTimeoutNS      = int64(60e9) // an echo flow without traffic for 60 s is closed
+	icmpTypeEchoReply  = 0           // RFC 792
+	icmpTypeEchoReq    = 8
+	icmp6TypeEchoReq   = 128 // RFC 4443 section 4.1
+	icmp6TypeEchoRep   = 129 // RFC 4443 section 4.2
 	maxPingReadsPerRun = 64
 )
 

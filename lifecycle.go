@@ -22,9 +22,8 @@ import (
 
 // childProc is the command pasta runs in the namespace.
 type childProc struct {
-	cmd    *exec.Cmd
-	pidfd  int
-	status int
+	cmd   *exec.Cmd
+	pidfd int
 }
 
 // nsWatch notices the namespace going away.

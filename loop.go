@@ -23,8 +23,8 @@ const (
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
-func (r epRef) kind() epKind             { return epKind(r >> 24) }
-func (r epRef) index() int               { return int(r & 0xffffff) }
+func (r epRef) kind() epKind               { return epKind(r >> 24) }
+func (r epRef) index() int                 { return int(r & 0xffffff) }
 
 const (
 	maxEvents       = 128 // per epoll_wait

@@ -213,8 +213,8 @@ func ipToAddr(ip net.IP) netip.Addr {
 // nsLinkConfig is what pasta applies to the namespace's links.
 type nsLinkConfig struct {
 	tapIndex int
-	up       bool // --config-net: set the tap up with mtu, addrs and routes
-	mtu      int  // 0: keep the tap's default
+	up       bool             // --config-net: set the tap up with mtu, addrs and routes
+	mtu      int              // 0: keep the tap's default
 	mac      net.HardwareAddr // nil: keep the tap driver's address
 	addrs    []netip.Prefix
 	routes   []hostRoute

@@ -106,6 +106,9 @@ const mtuDefault = 65520 // the largest 802.3 MTU minus the header, in 32-bit wo
 func (c *ctx) handleFrame(frame []byte) {
 	c.stats.rxFrames++
 	c.pcap.write(frame)
+	if traceOn() {
+		tracef("tap: in: %d bytes", len(frame))
+	}
 	p := c.parser
 	if !p.parse(frame) {
 		c.dropMalformed(frame)
@@ -169,6 +172,9 @@ func (c *ctx) sendFrame(length int) {
 		return
 	}
 	c.stats.txFrames++
+	if traceOn() {
+		tracef("tap: out: %d bytes", length)
+	}
 }
 
 // frame returns the transmit buffer from the Ethernet header on.
@@ -188,7 +194,6 @@ type ipConf struct {
 	outAddr         netip.Addr // -o: source address for host sockets
 	outIf           string     // --outbound-if4/6: interface for host sockets
 	hostIf          string     // upstream interface name
-	dns             []netip.Addr
 }
 
 // observe remembers the guest's source address, which C pasta uses as the
@@ -197,14 +202,6 @@ func (ic *ipConf) observe(a netip.Addr) {
 	if a.IsValid() && !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
 		ic.observed = a
 	}
-}
-
-// guestAddr returns the guest's address as last seen, else as configured.
-func (ic *ipConf) guestAddr() netip.Addr {
-	if ic.observed.IsValid() {
-		return ic.observed
-	}
-	return ic.addr
 }
 
 // ipConfFor returns the configuration of the family of a.
