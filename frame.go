@@ -157,3 +157,45 @@ func etherTypeFor(a netip.Addr) uint16 {
 	}
 	return etherTypeIPv6
 }
+
+// ipHdrLen returns the length of the IP header we build for a family.
+func ipHdrLen(a netip.Addr) int {
+	if a.Is4() {
+		return ipv4HdrLen
+	}
+	return ipv6HdrLen
+}
+
+// udpPayload returns where the payload of a UDP datagram from src goes in
+// the transmit buffer; write it there, then call sendUDP.
+func (c *ctx) udpPayload(src netip.Addr) []byte {
+	return c.frame()[ethHdrLen+ipHdrLen(src)+udpHdrLen:]
+}
+
+// sendUDP sends to dstMAC the UDP datagram from src to dst whose n payload
+// bytes were written to udpPayload(src.Addr()).
+func (c *ctx) sendUDP(dstMAC []byte, src, dst netip.AddrPort, n int) {
+	f := c.frame()
+	copy(f[0:6], dstMAC)
+	copy(f[6:12], c.ourMAC[:])
+	binary.BigEndian.PutUint16(f[12:14], etherTypeFor(src.Addr()))
+	hl := putIPHeader(f[ethHdrLen:], src.Addr(), dst.Addr(), protoUDP, udpHdrLen+n)
+	putUDPHeader(f[ethHdrLen+hl:], src, dst, n)
+	c.sendFrame(ethHdrLen + hl + udpHdrLen + n)
+}
+
+// putUDPHeader writes a UDP header (RFC 768) in front of the n payload
+// bytes that follow it in b, with the checksum over the pseudo-header,
+// header and payload.
+func putUDPHeader(b []byte, src, dst netip.AddrPort, n int) {
+	length := udpHdrLen + n
+	binary.BigEndian.PutUint16(b[0:2], src.Port())
+	binary.BigEndian.PutUint16(b[2:4], dst.Port())
+	binary.BigEndian.PutUint16(b[4:6], uint16(length))
+	b[6], b[7] = 0, 0
+	sum := foldChecksum(sumBytes(b[:length], pseudoHeaderSum(src.Addr(), dst.Addr(), protoUDP, length)))
+	if sum == 0 {
+		sum = 0xffff // RFC 768: a computed zero is sent as all ones
+	}
+	binary.BigEndian.PutUint16(b[6:8], sum)
+}

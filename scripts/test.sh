@@ -1,0 +1,41 @@
+#!/bin/sh
+# test.sh - the whole test suite, as root on Debian 12: installs what the
+# tests need, checks formatting and static analysis, runs unit, frame-level
+# and end-to-end tests (as root and as an unprivileged user), then each fuzz
+# target for a short while.
+set -eu
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+FUZZTIME=${FUZZTIME:-10s}
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "packages"
+sh scripts/deps.sh
+need="iputils-ping tcpdump util-linux procps"
+missing=""
+for p in $need; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+step "gofmt, go vet, staticcheck"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then echo "not gofmt-clean: $unformatted"; exit 1; fi
+go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+step "tests"
+# Skipping a test for lack of root or tools is a failure here.
+GOPASTA_REQUIRE_ALL=1 GOPASTA_REQUIRE_E2E=1 go test -count=1 -timeout 20m ./...
+
+step "fuzzing, $FUZZTIME per target"
+for pkg in $(go list ./...); do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		echo "-- $pkg $target"
+		go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" "$pkg"
+	done
+done
+echo
+echo "all tests passed"
