@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -147,3 +148,8 @@ func raiseFileLimit() {
 		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
 	}
 }
+
+// The main goroutine keeps the process's first thread, so that the thread
+// moved into the target namespace (see nsThread) is never the thread-group
+// leader, whose namespaces /proc/PID/ns and tools like nsenter show.
+func init() { runtime.LockOSThread() }
