@@ -21,6 +21,7 @@ type flowType uint8
 const (
 	flowFree flowType = iota
 	flowPing          // ICMP or ICMPv6 echo
+	flowTCP           // a TCP connection
 )
 
 // flowCapacity bounds the number of concurrent flows.
@@ -44,23 +45,31 @@ func newFlowKey(proto uint8, guest netip.Addr, guestPort uint16, peer netip.Addr
 type flow struct {
 	typ        flowType
 	dead       bool
+	registered bool // sock is in the epoll set
 	key        flowKey
 	sock       int   // host-side socket, -1 if none
 	lastActive int64 // monotonic ns of the last traffic either way
+	activePos  int32 // position in flowTable.active
+	index      int32 // this flow's slot
 
 	// Guest side, as the guest sees it.
 	guestAddr, peerAddr netip.Addr
-	guestPort           uint16
+	guestPort, peerPort uint16
 
 	ping pingFlow
+	tcp  tcpConn
 }
 
 type flowTable struct {
-	flows []flow
-	free  []int32 // stack of free slots
-	index map[flowKey]int32
-	dying []int32 // killed in this batch, freed by sweep
+	flows  []flow
+	free   []int32 // stack of free slots
+	active []int32 // allocated slots, in no particular order
+	index  map[flowKey]int32
+	dying  []int32 // killed in this batch, freed by sweep
 }
+
+// at returns flow i.
+func (t *flowTable) at(i int) *flow { return &t.flows[i] }
 
 func (t *flowTable) init(capacity int) {
 	t.flows = make([]flow, capacity)
@@ -68,6 +77,7 @@ func (t *flowTable) init(capacity int) {
 	for i := range t.free {
 		t.free[i] = int32(capacity - 1 - i) // pop order: 0, 1, 2, ...
 	}
+	t.active = make([]int32, 0, capacity)
 	t.index = make(map[flowKey]int32, capacity)
 	t.dying = make([]int32, 0, 1024)
 }
@@ -86,7 +96,8 @@ func (t *flowTable) alloc(typ flowType, k flowKey) (int, bool) {
 	}
 	i := t.free[len(t.free)-1]
 	t.free = t.free[:len(t.free)-1]
-	t.flows[i] = flow{typ: typ, key: k, sock: -1}
+	t.flows[i] = flow{typ: typ, key: k, sock: -1, activePos: int32(len(t.active)), index: i}
+	t.active = append(t.active, i)
 	t.index[k] = i
 	return int(i), true
 }
@@ -99,7 +110,9 @@ func (t *flowTable) kill(c *ctx, i int) {
 	}
 	f.dead = true
 	if f.sock >= 0 {
-		c.epollDel(f.sock)
+		if f.registered {
+			c.epollDel(f.sock)
+		}
 		unix.Close(f.sock)
 		f.sock = -1
 	}
@@ -112,6 +125,11 @@ func (t *flowTable) kill(c *ctx, i int) {
 // sweep frees the flows killed during the last batch.
 func (t *flowTable) sweep(*ctx) {
 	for _, i := range t.dying {
+		pos := t.flows[i].activePos
+		last := t.active[len(t.active)-1]
+		t.active[pos] = last
+		t.flows[last].activePos = pos
+		t.active = t.active[:len(t.active)-1]
 		t.flows[i] = flow{}
 		t.free = append(t.free, i)
 	}
@@ -120,21 +138,37 @@ func (t *flowTable) sweep(*ctx) {
 
 // expire kills flows that have been idle for longer than their timeout.
 func (t *flowTable) expire(c *ctx) {
-	if len(t.free) == len(t.flows) {
-		return
-	}
-	for i := range t.flows {
+	for _, i := range t.active {
 		f := &t.flows[i]
-		if f.typ == flowFree || f.dead {
+		if f.dead || c.now-f.lastActive <= idleTimeout(f.typ) {
 			continue
 		}
-		if c.now-f.lastActive > idleTimeout(f.typ) {
-			if debugOn() {
-				debugf("flow %d: idle timeout", i)
-			}
-			t.kill(c, i)
+		if debugOn() {
+			debugf("flow %d: idle timeout", i)
 		}
+		if f.typ == flowTCP {
+			c.tcpResetBoth(int(i))
+			continue
+		}
+		t.kill(c, int(i))
 	}
+}
+
+// runTimers fires the flow timers that expired, and tells whether any
+// timer is still running.
+func (t *flowTable) runTimers(c *ctx) bool {
+	armed := false
+	for _, i := range t.active {
+		f := &t.flows[i]
+		if f.dead || f.typ != flowTCP || f.tcp.deadline == 0 {
+			continue
+		}
+		if f.tcp.deadline <= c.now {
+			c.tcpTimer(int(i))
+		}
+		armed = armed || (!f.dead && f.tcp.deadline != 0)
+	}
+	return armed
 }
 
 // idleTimeout returns how long a flow of a type lives without traffic.
@@ -142,6 +176,8 @@ func idleTimeout(typ flowType) int64 {
 	switch typ {
 	case flowPing:
 		return pingTimeoutNS
+	case flowTCP:
+		return tcpIdleTimeoutNS
 	}
 	return 0
 }

@@ -83,7 +83,7 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 // socket is bound to the guest's identifier when that is free, so that the
 // identifier is kept on the wire too.
 func (c *ctx) newPingFlow(key flowKey, proto uint8, src, dst netip.Addr, id uint16) (int, bool) {
-	hostDst := c.mapDestination(dst)
+	hostDst := c.mapDestination(netip.AddrPortFrom(dst, 0), protoICMP).Addr()
 	sock, err := openPingSocket(proto, c.ipConfFor(dst), id, hostDst)
 	if err != nil {
 		c.warnPing(err)
@@ -218,22 +218,4 @@ func (c *ctx) sendEchoReply(f *flow, msg []byte) {
 	}
 	binary.BigEndian.PutUint16(m[2:4], sum)
 	c.sendFrame(ethHdrLen + hl + len(msg))
-}
-
-// mapDestination translates a destination address as the guest sees it
-// into the address a host socket must use: the --map-host-loopback address
-// (by default the gateway) means the host's loopback, the
-// --map-guest-addr address means the host's own address.
-func (c *ctx) mapDestination(dst netip.Addr) netip.Addr {
-	ic := c.ipConfFor(dst)
-	switch {
-	case ic.mapHostLoopback.IsValid() && dst == ic.mapHostLoopback:
-		if dst.Is4() {
-			return netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-		return netip.IPv6Loopback()
-	case ic.mapGuestAddr.IsValid() && dst == ic.mapGuestAddr:
-		return ic.addr
-	}
-	return dst
 }

@@ -20,6 +20,7 @@ const (
 	kindWake                         // eventfd poked by the signal goroutine
 	kindNetnsWatch                   // inotify on the namespace file's folder
 	kindPidfd                        // pidfd of the command or target process
+	kindTCP                          // the socket of a TCP flow
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
@@ -30,6 +31,7 @@ const (
 	maxEvents       = 128 // per epoll_wait
 	maxFramesPerRun = 256 // tap frames read per wakeup, for fairness
 	housekeepingNS  = int64(1e9)
+	timerTickNS     = int64(50e6) // resolution of flow timers
 )
 
 // epollAdd registers fd for events with a reference.
@@ -74,6 +76,10 @@ func (c *ctx) runOnce(timeoutMS int) error {
 	for i := 0; i < n; i++ {
 		c.dispatch(epRef(c.events[i].Fd), c.events[i].Events)
 	}
+	if c.timersArmed && c.now >= c.nextTimerTick {
+		c.timersArmed = c.flows.runTimers(c)
+		c.nextTimerTick = c.now + timerTickNS
+	}
 	c.flows.sweep(c)
 	if c.now >= c.nextHousekeeping {
 		c.housekeeping()
@@ -83,7 +89,11 @@ func (c *ctx) runOnce(timeoutMS int) error {
 }
 
 func (c *ctx) waitTimeoutMS() int {
-	ms := (c.nextHousekeeping - c.now) / 1e6
+	next := c.nextHousekeeping
+	if c.timersArmed {
+		next = min(next, c.nextTimerTick)
+	}
+	ms := (next - c.now) / 1e6
 	if ms < 0 {
 		ms = 0
 	}
@@ -108,6 +118,8 @@ func (c *ctx) dispatch(ref epRef, events uint32) {
 		c.netnsWatchReadable()
 	case kindPidfd:
 		c.pidfdReadable()
+	case kindTCP:
+		c.tcpSockEvent(ref.index(), events)
 	}
 }
 
@@ -118,6 +130,7 @@ func (c *ctx) tapReadable(events uint32) {
 		c.stop(1)
 		return
 	}
+	defer c.tcpFlushAcks()
 	for i := 0; i < maxFramesPerRun; i++ {
 		frame, err := c.dev.recv(c.rxBuf)
 		if err != nil {

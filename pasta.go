@@ -24,6 +24,7 @@ type ctx struct {
 	now    int64 // monotonic nanoseconds, updated once per batch
 
 	nextHousekeeping int64
+	nextTimerTick    int64
 	quit             bool
 	exitCode         int
 
@@ -43,6 +44,17 @@ type ctx struct {
 	wakeFD int      // eventfd for signals
 	watch  *nsWatch // quits when the namespace goes away
 	child  *childProc
+
+	// TCP (tcp.go): ACKs owed to the guest after this batch, scratch
+	// space for segments, socket addresses and the offload description.
+	tcpAcks     []int32
+	scratchFlow flow
+	connectAddr rawSockaddr
+	bindAddr    rawSockaddr
+	txOff       txOffload
+	peekIov     []unix.Iovec // without SO_PEEK_OFF: skip, then payload
+	peekDiscard []byte
+	timersArmed bool
 
 	// Warnings that are given once, or once a second.
 	warnedPing          bool
@@ -77,6 +89,10 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		pktBuf: make([]byte, maxFrameLength),
 		mtu:    mtuDefault,
 		wakeFD: -1,
+
+		tcpAcks:     make([]int32, 0, 256),
+		peekIov:     make([]unix.Iovec, 0, 1024),
+		peekDiscard: make([]byte, 1<<16),
 	}
 	c.ourMAC = defaultOurMAC
 	c.guestMAC = broadcastMAC
@@ -140,6 +156,8 @@ func (c *ctx) handleIPv4() {
 	p := c.parser
 	c.ip4.observe(addrFrom4(p.ip4.SrcIP))
 	switch {
+	case p.has(layers.LayerTypeTCP):
+		c.handleTCP(addrFrom4(p.ip4.SrcIP), addrFrom4(p.ip4.DstIP))
 	case p.has(layers.LayerTypeICMPv4):
 		c.handleICMP4()
 	default:
@@ -151,6 +169,8 @@ func (c *ctx) handleIPv6() {
 	p := c.parser
 	c.ip6.observe(addrFrom16(p.ip6.SrcIP))
 	switch {
+	case p.has(layers.LayerTypeTCP):
+		c.handleTCP(addrFrom16(p.ip6.SrcIP), addrFrom16(p.ip6.DstIP))
 	case p.has(layers.LayerTypeICMPv6NeighborSolicitation):
 		c.handleNeighborSolicitation()
 	case p.has(layers.LayerTypeICMPv6Echo):
@@ -162,9 +182,15 @@ func (c *ctx) handleIPv6() {
 
 // sendFrame transmits the frame in c.txBuf[txHeadroom:txHeadroom+length].
 func (c *ctx) sendFrame(length int) {
-	buf := c.txBuf[:txHeadroom+length]
+	c.sendFrameOffload(c.txBuf, length, nil)
+}
+
+// sendFrameOffload transmits the frame in buf[txHeadroom:txHeadroom+length]
+// with device offloads.
+func (c *ctx) sendFrameOffload(buf []byte, length int, off *txOffload) {
+	buf = buf[:txHeadroom+length]
 	c.pcap.write(buf[txHeadroom:])
-	if err := c.dev.send(buf); err != nil {
+	if err := c.dev.send(buf, off); err != nil {
 		c.stats.txErrors++
 		if debugOn() && !errors.Is(err, unix.EAGAIN) {
 			debugf("tap: write: %v", err)

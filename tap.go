@@ -19,8 +19,22 @@ type frameIO interface {
 	// recv reads one frame into buf and returns the Ethernet frame inside
 	// it. It returns unix.EAGAIN when no frame is waiting.
 	recv(buf []byte) ([]byte, error)
-	// send writes the Ethernet frame buf[txHeadroom:].
-	send(buf []byte) error
+	// send writes the Ethernet frame buf[txHeadroom:], with the
+	// offloads in off (nil: none) when the device supports them.
+	send(buf []byte, off *txOffload) error
+	// offloads tells whether send honours txOffload; if not, frames must
+	// carry complete checksums and no segment may exceed the MTU.
+	offloads() bool
+}
+
+// txOffload asks the device to finish a frame: complete a partial checksum
+// and/or cut a TCP super-segment into segments of gsoSize bytes.
+type txOffload struct {
+	csumStart  uint16 // where the checksummed part starts, from the Ethernet header
+	csumOffset uint16 // where the checksum field is, from csumStart
+	gsoType    uint8  // vnetGSONone, vnetGSOTCPv4 or vnetGSOTCPv6
+	gsoSize    uint16 // payload bytes per segment
+	hdrLen     uint16 // Ethernet, IP and TCP header bytes
 }
 
 // txHeadroom is reserved at the start of every transmit buffer.
@@ -30,27 +44,19 @@ const txHeadroom = 16
 // used by the tap when opened with IFF_VNET_HDR. We use the 10-byte legacy
 // layout, which is the tap default.
 const (
-	vnetHdrLen           = 10
-	vnetFlagNeedsCsum    = 1 // csum_start/csum_offset name a partial checksum
-	vnetFlagDataValid    = 2 // the receiver need not verify checksums
-	vnetGSONone          = 0
-	vnetGSOTCPv4         = 1
-	vnetGSOTCPv6         = 4
-	vnetOffFlags         = 0
-	vnetOffGSOType       = 1
-	vnetOffHdrLen        = 2
-	vnetOffGSOSize       = 4
-	vnetOffCsumStart     = 6
-	vnetOffCsumOffset    = 8
-	tunOffloadCsum       = 0x01 // TUN_F_CSUM: we accept partial checksums
-	tunOffloadTSO4       = 0x02 // TUN_F_TSO4: we accept TCP/IPv4 super-segments
-	tunOffloadTSO6       = 0x04 // TUN_F_TSO6: and TCP/IPv6 ones
-	tunDevicePath        = "/dev/net/tun"
-	maxFrameWithVnetHdr  = 65536 + vnetHdrLen + txHeadroom
-	ifreqSize            = 40
-	ifreqFlagsOffset     = unix.IFNAMSIZ
-	tapNameDefault       = "tap0"
-	tapTxQueueLenDefault = 1000
+	vnetHdrLen          = 10
+	vnetFlagNeedsCsum   = 1 // csum_start/csum_offset name a partial checksum
+	vnetGSONone         = 0
+	vnetGSOTCPv4        = 1
+	vnetGSOTCPv6        = 4
+	tunOffloadCsum      = 0x01 // TUN_F_CSUM: we accept partial checksums
+	tunOffloadTSO4      = 0x02 // TUN_F_TSO4: we accept TCP/IPv4 super-segments
+	tunOffloadTSO6      = 0x04 // TUN_F_TSO6: and TCP/IPv6 ones
+	tunDevicePath       = "/dev/net/tun"
+	maxFrameWithVnetHdr = 65536 + vnetHdrLen + txHeadroom
+	ifreqSize           = 40
+	ifreqFlagsOffset    = unix.IFNAMSIZ
+	tapNameDefault      = "tap0"
 )
 
 // tapIO is a tap device opened with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR.
@@ -107,13 +113,45 @@ func (t *tapIO) recv(buf []byte) ([]byte, error) {
 	return buf[vnetHdrLen:n], nil
 }
 
-// send prepends a zero virtio-net header: no offload requested.
-func (t *tapIO) send(buf []byte) error {
+// send prepends the virtio-net header describing the offloads.
+func (t *tapIO) send(buf []byte, off *txOffload) error {
 	hdr := buf[txHeadroom-vnetHdrLen : txHeadroom]
 	clear(hdr)
+	if off != nil {
+		putVnetHeader(hdr, off)
+	}
 	_, err := unix.Write(t.tapFD, buf[txHeadroom-vnetHdrLen:])
 	return err
 }
+
+func (t *tapIO) offloads() bool { return true }
+
+// putVnetHeader fills a virtio-net header (virtio 1.x section 5.1.6.2:
+// with NEEDS_CSUM the checksum field holds the pseudo-header sum and the
+// device adds the rest from csum_start on).
+func putVnetHeader(hdr []byte, off *txOffload) {
+	if off.csumOffset != 0 {
+		hdr[vnetOffFlags] = vnetFlagNeedsCsum
+		binary.NativeEndian.PutUint16(hdr[vnetOffCsumStart:], off.csumStart)
+		binary.NativeEndian.PutUint16(hdr[vnetOffCsumOffset:], off.csumOffset)
+	}
+	if off.gsoType != vnetGSONone {
+		hdr[vnetOffGSOType] = off.gsoType
+		binary.NativeEndian.PutUint16(hdr[vnetOffHdrLen:], off.hdrLen)
+		binary.NativeEndian.PutUint16(hdr[vnetOffGSOSize:], off.gsoSize)
+	}
+}
+
+// Offsets of the virtio-net header fields; multi-byte fields are in the
+// host's byte order for the legacy header the tap uses by default.
+const (
+	vnetOffFlags      = 0
+	vnetOffGSOType    = 1
+	vnetOffHdrLen     = 2
+	vnetOffGSOSize    = 4
+	vnetOffCsumStart  = 6
+	vnetOffCsumOffset = 8
+)
 
 var errShortRead = errors.New("short read from tap")
 
@@ -133,7 +171,9 @@ func (p *packetIO) recv(buf []byte) ([]byte, error) {
 	return buf[:n], nil
 }
 
-func (p *packetIO) send(buf []byte) error {
+func (p *packetIO) send(buf []byte, _ *txOffload) error {
 	_, err := unix.Write(p.sockFD, buf[txHeadroom:])
 	return err
 }
+
+func (p *packetIO) offloads() bool { return false }

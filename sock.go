@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Thin wrappers for the socket calls of the data path, made directly so
+// that they allocate nothing (the unix package's generic versions may box
+// socket addresses).
+
+func errnoErr(e unix.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+// sendNoSignal sends p on a connected socket without blocking and without
+// SIGPIPE, and returns how much the socket took.
+func sendNoSignal(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// recvFlags receives into p with flags (MSG_PEEK, ...) without blocking.
+func recvFlags(fd int, p []byte, flags int) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
+		uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// discard drops n bytes from the head of a TCP socket's receive queue
+// without copying them (MSG_TRUNC, tcp(7)).
+func discard(fd int, n int) (int, error) {
+	m, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), 0, uintptr(n),
+		unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(m), nil
+}
+
+// recvmsgPeek peeks into the buffers of iov (MSG_PEEK).
+func recvmsgPeek(fd int, iov []unix.Iovec) (int, error) {
+	msg := unix.Msghdr{Iov: &iov[0], Iovlen: uint64(len(iov))}
+	n, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// getsockoptInt reads an integer socket option.
+func getsockoptInt(fd, level, opt int) (int, error) {
+	var v int32
+	l := uint32(4)
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	return int(v), errnoErr(e)
+}
+
+// setsockoptInt sets an integer socket option.
+func setsockoptInt(fd, level, opt, value int) error {
+	v := int32(value)
+	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), 4, 0)
+	return errnoErr(e)
+}
+
+// ioctlInt reads an integer through ioctl (SIOCOUTQ, ...).
+func ioctlInt(fd int, req uint) (int, error) {
+	var v int32
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(&v)))
+	return int(v), errnoErr(e)
+}
+
+// closeWithReset closes a TCP socket so that the peer gets a RST (SO_LINGER
+// with a zero timeout, socket(7)).
+func closeWithReset(fd int) {
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	unix.Close(fd)
+}
+
+// rawSockaddr is a socket address in kernel form, built without allocating.
+type rawSockaddr struct {
+	raw unix.RawSockaddrInet6 // large enough for both families
+	len uint32
+}
+
+func (r *rawSockaddr) set(ap netip.AddrPort) {
+	a := ap.Addr()
+	r.raw = unix.RawSockaddrInet6{}
+	port := ap.Port()
+	if a.Is4() {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
+		sa.Family = unix.AF_INET
+		sa.Port = htons(port)
+		sa.Addr = a.As4()
+		r.len = unix.SizeofSockaddrInet4
+		return
+	}
+	r.raw.Family = unix.AF_INET6
+	r.raw.Port = htons(port)
+	r.raw.Addr = a.As16()
+	r.len = unix.SizeofSockaddrInet6
+}
+
+// addrPort converts a kernel socket address back.
+func (r *rawSockaddr) addrPort() netip.AddrPort {
+	switch r.raw.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.raw))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), htons(sa.Port))
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(r.raw.Addr).Unmap(), htons(r.raw.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// htons converts between host and network byte order (both ways).
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+// connectRaw starts a non-blocking connect.
+func connectRaw(fd int, sa *rawSockaddr) error {
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.raw)), uintptr(sa.len))
+	return errnoErr(e)
+}
+
+// bindRaw binds a socket.
+func bindRaw(fd int, sa *rawSockaddr) error {
+	_, _, e := unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa.raw)), uintptr(sa.len))
+	return errnoErr(e)
+}
+
+// acceptRaw accepts a connection, non-blocking, and returns the peer.
+func acceptRaw(fd int, sa *rawSockaddr) (int, error) {
+	sa.len = uint32(unsafe.Sizeof(sa.raw))
+	n, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&sa.raw)),
+		uintptr(unsafe.Pointer(&sa.len)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
+}
+
+// isTemporary tells whether a socket error means "try later".
+func isTemporary(err error) bool {
+	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)
+}

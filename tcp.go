@@ -1,0 +1,926 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// TCP translation: theory of operation.
+//
+// pasta is not a TCP stack. Each guest connection is mirrored by a host
+// socket, and pasta keeps only the sequence state needed to speak TCP to
+// the guest; the host kernel does the real work on the other side.
+//
+//   - Guest to host: a guest segment in order is sent to the socket as it
+//     is, and acknowledged to the guest only for what the socket took. The
+//     window we advertise is the free space of the socket's send buffer, so
+//     the guest rarely sends what can't be taken. Out-of-order segments are
+//     dropped with a duplicate ACK; the guest retransmits.
+//   - Host to guest: socket data is peeked (MSG_PEEK with SO_PEEK_OFF at the
+//     first byte not yet sent) straight into the frame buffer and sent as
+//     segments no larger than the guest's MSS nor its window. Data stays in
+//     the socket until the guest acknowledges it; then it is dropped with
+//     MSG_TRUNC. Retransmitting is rewinding the peek offset to the first
+//     unacknowledged byte. On a tap, segments go out as super-segments cut
+//     by the device (GSO) with checksums finished by it.
+//   - Connection set-up: a guest SYN starts a non-blocking connect(); the
+//     SYN-ACK goes to the guest once it completes, a RST if it fails. For
+//     forwarded ports (fwd.go) an accepted connection becomes a SYN to the
+//     guest, and the guest's SYN-ACK completes it.
+//   - Tear-down: a guest FIN becomes shutdown(SHUT_WR) once all data before
+//     it was sent; end of file on the socket becomes a FIN to the guest
+//     after the last byte. A RST either way resets the other side.
+//
+// All of a connection's state changes go through the functions below;
+// timers (connect, retransmission, zero window, FIN) share one deadline
+// per flow, checked by the loop's timer tick.
+
+const (
+	tcpHdrLen       = 20
+	tcpSynOptsLen   = 8 // MSS (4) + NOP (1) + window scale (3)
+	tcpFlagFIN      = 0x01
+	tcpFlagSYN      = 0x02
+	tcpFlagRST      = 0x04
+	tcpFlagPSH      = 0x08
+	tcpFlagACK      = 0x10
+	tcpOptEnd       = 0
+	tcpOptNOP       = 1
+	tcpOptMSS       = 2 // RFC 9293 section 3.7.1
+	tcpOptWS        = 3 // RFC 7323 section 2.2
+	tcpMaxWS        = 14
+	tcpOurWS        = 8    // our window scale: windows up to 16 MiB
+	tcpDefaultMSS4  = 536  // RFC 9293 section 3.7.1: without the option
+	tcpDefaultMSS6  = 1220 // RFC 8200 section 5: 1280 minus headers
+	tcpMaxSegRun    = 128  // segments sent to the guest per socket wakeup
+	tcpMaxGSOBytes  = 65535 - ipv6HdrLen - tcpHdrLen
+	tcpDupAckThresh = 3 // RFC 5681 section 3.2: fast retransmit
+
+	tcpConnectTimeoutNS = int64(10e9) // no SYN-ACK from the host or the guest
+	tcpRTOInitialNS     = int64(1e9)  // RFC 6298 section 2.1
+	tcpRTOMaxNS         = int64(60e9)
+	tcpMaxRetries       = 8
+	tcpFinTimeoutNS     = int64(60e9)   // half-closed or closing connections
+	tcpIdleTimeoutNS    = int64(7200e9) // established without traffic
+	tcpSynRetries       = 3
+)
+
+// tcpState is a set of events that happened to a connection.
+type tcpState uint16
+
+const (
+	tcpConnecting  tcpState = 1 << iota // guest SYN seen, socket connecting
+	tcpSynAckSent                       // SYN-ACK sent to the guest
+	tcpSynSent                          // forwarded port: SYN sent to the guest
+	tcpEstablished                      // guest side synchronised
+	tcpGuestFin                         // guest FIN received and shut down the socket
+	tcpSockEOF                          // end of file read from the socket
+	tcpFinSent                          // FIN sent to the guest
+	tcpFinAcked                         // the guest acknowledged our FIN
+	tcpWantWindow                       // socket was full: tell the guest when it drains
+)
+
+// tcpConn is the guest-side sequence state of a connection (RFC 9293
+// section 3.3.1 names): sndUna..sndNxt is what we sent the guest and it did
+// not acknowledge yet, which is also what the socket still holds beyond
+// what was discarded.
+type tcpConn struct {
+	state      tcpState
+	iss        uint32 // our initial sequence number
+	sndUna     uint32 // oldest sequence number the guest did not acknowledge
+	sndNxt     uint32 // next sequence number we send
+	sndWnd     uint32 // the guest's receive window, in bytes
+	rcvNxt     uint32 // next sequence number we expect from the guest
+	mss        uint16 // largest segment the guest accepts
+	sndWS      uint8  // the guest's window scale shift
+	rcvWS      uint8  // our window scale shift (0 when not negotiated)
+	dupAcks    uint8
+	retries    uint8
+	ackPending bool
+	deadline   int64  // timer expiry, monotonic ns; 0 when no timer runs
+	rto        int64  // current retransmission timeout
+	events     uint32 // epoll events the socket is registered for
+	hostPeer   netip.AddrPort
+}
+
+// seqLT and friends compare sequence numbers modulo 2^32 (RFC 9293
+// section 3.4).
+func seqLT(a, b uint32) bool { return int32(a-b) < 0 }
+func seqLE(a, b uint32) bool { return int32(a-b) <= 0 }
+
+// tcpPeekOffSupported records whether SO_PEEK_OFF works on TCP sockets
+// (Linux 6.9 and later); without it, peeking starts at the head of the
+// queue and skips what was already sent.
+var tcpPeekOffSupported = probePeekOff()
+
+func probePeekOff() bool {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0) == nil
+}
+
+// handleTCP handles a TCP segment from the guest.
+func (c *ctx) handleTCP(src, dst netip.Addr) {
+	t := &c.parser.tcp
+	if c.cfg.noTCP {
+		return
+	}
+	key := newFlowKey(protoTCP, src, uint16(t.SrcPort), dst, uint16(t.DstPort))
+	i, ok := c.flows.lookup(key)
+	if !ok {
+		if t.SYN && !t.ACK && !t.RST {
+			c.tcpConnect(key, src, dst)
+		} else if !t.RST {
+			c.tcpResetUnknown(src, dst)
+		}
+		return
+	}
+	c.tcpSegment(i)
+}
+
+// tcpConnect opens a host socket for a guest SYN and starts connecting.
+func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
+	t := &c.parser.tcp
+	hostDst := c.mapDestination(netip.AddrPortFrom(dst, uint16(t.DstPort)), protoTCP)
+	sock, err := c.tcpSocketFor(hostDst)
+	if err != nil {
+		if debugOn() {
+			debugf("tcp: socket for %s: %v", hostDst, err)
+		}
+		c.tcpResetUnknown(src, dst)
+		return
+	}
+	i, ok := c.flows.alloc(flowTCP, key)
+	if !ok {
+		unix.Close(sock)
+		warnRateLimited(c, "flow table full: refusing new TCP connections")
+		c.tcpResetUnknown(src, dst)
+		return
+	}
+	f := c.flows.at(i)
+	f.sock = sock
+	f.guestAddr, f.peerAddr = src, dst
+	f.guestPort, f.peerPort = uint16(t.SrcPort), uint16(t.DstPort)
+	f.lastActive = c.now
+	tc := &f.tcp
+	tc.hostPeer = hostDst
+	tc.rcvNxt = t.Seq + 1
+	c.tcpTakeSynOptions(f)
+	tc.sndWnd = uint32(t.Window) // RFC 7323 section 2.2: never scaled in a SYN
+	tc.iss = rand.Uint32()
+	tc.sndUna, tc.sndNxt = tc.iss, tc.iss
+	tc.state = tcpConnecting
+	c.tcpArmTimer(f, tcpConnectTimeoutNS)
+
+	c.connectAddr.set(hostDst)
+	err = connectRaw(sock, &c.connectAddr)
+	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		c.tcpConnectFailed(i, err)
+		return
+	}
+	if err := c.tcpSetEvents(i, unix.EPOLLOUT); err != nil {
+		c.tcpConnectFailed(i, err)
+		return
+	}
+	if debugOn() {
+		debugf("tcp: flow %d: %s:%d -> %s connecting", i, src, t.SrcPort, hostDst)
+	}
+}
+
+// tcpSocketFor creates a non-blocking socket to reach dst, bound as -o and
+// --outbound-if4/6 ask.
+func (c *ctx) tcpSocketFor(dst netip.AddrPort) (int, error) {
+	family := unix.AF_INET6
+	if dst.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	sock, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := c.bindOutbound(sock, dst.Addr()); err != nil {
+		unix.Close(sock)
+		return -1, err
+	}
+	_ = setsockoptInt(sock, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	return sock, nil
+}
+
+// bindOutbound applies -o and --outbound-if4/6 to a socket towards dst;
+// loopback destinations (mapped addresses) are left alone.
+func (c *ctx) bindOutbound(sock int, dst netip.Addr) error {
+	if dst.IsLoopback() {
+		return nil
+	}
+	ic := c.ipConfFor(dst)
+	if ic.outIf != "" {
+		if err := unix.BindToDevice(sock, ic.outIf); err != nil {
+			return err
+		}
+	}
+	if ic.outAddr.IsValid() {
+		c.bindAddr.set(netip.AddrPortFrom(ic.outAddr, 0))
+		return bindRaw(sock, &c.bindAddr)
+	}
+	return nil
+}
+
+// tcpTakeSynOptions reads MSS and window scale (RFC 9293 section 3.7.1,
+// RFC 7323 section 2) from the guest's SYN or SYN-ACK.
+func (c *ctx) tcpTakeSynOptions(f *flow) {
+	tc := &f.tcp
+	mss := tcpDefaultMSS4
+	if f.guestAddr.Is6() {
+		mss = tcpDefaultMSS6
+	}
+	ws := -1
+	for _, o := range c.parser.tcp.Options {
+		switch {
+		case o.OptionType == tcpOptMSS && len(o.OptionData) == 2:
+			mss = int(binary.BigEndian.Uint16(o.OptionData))
+		case o.OptionType == tcpOptWS && len(o.OptionData) == 1:
+			ws = min(int(o.OptionData[0]), tcpMaxWS) // RFC 7323 section 2.3: at most 14
+		}
+	}
+	tc.mss = uint16(max(min(mss, c.tcpMaxMSS(f.guestAddr)), 1))
+	if ws >= 0 {
+		tc.sndWS, tc.rcvWS = uint8(ws), tcpOurWS
+	}
+}
+
+// tcpMaxMSS is the largest segment our MTU allows towards the guest.
+func (c *ctx) tcpMaxMSS(a netip.Addr) int {
+	mtu := c.mtu
+	if mtu == 0 {
+		mtu = mtuDefault
+	}
+	return min(mtu-ipHdrLen(a)-tcpHdrLen, 65535-ipHdrLen(a)-tcpHdrLen)
+}
+
+// tcpConnectFailed answers the guest's SYN with a RST (RFC 9293 section
+// 3.10.7.3) and drops the flow.
+func (c *ctx) tcpConnectFailed(i int, err error) {
+	f := c.flows.at(i)
+	if debugOn() {
+		debugf("tcp: flow %d: connecting to %s: %v", i, f.tcp.hostPeer, err)
+	}
+	c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagRST|tcpFlagACK)
+	c.flows.kill(c, i)
+}
+
+// tcpResetUnknown answers a segment that belongs to no connection (RFC
+// 9293 section 3.10.7.1): RST with the sequence number the segment
+// acknowledged, or RST-ACK for what it carried.
+func (c *ctx) tcpResetUnknown(src, dst netip.Addr) {
+	t := &c.parser.tcp
+	f := &c.scratchFlow
+	*f = flow{guestAddr: src, peerAddr: dst, guestPort: uint16(t.SrcPort), peerPort: uint16(t.DstPort)}
+	if t.ACK {
+		c.tcpSendFlags(f, t.Ack, tcpFlagRST)
+		return
+	}
+	seglen := uint32(len(t.Payload))
+	if t.SYN {
+		seglen++
+	}
+	if t.FIN {
+		seglen++
+	}
+	f.tcp.rcvNxt = t.Seq + seglen
+	c.tcpSendFlags(f, 0, tcpFlagRST|tcpFlagACK)
+}
+
+// tcpSegment handles a guest segment for an existing connection.
+func (c *ctx) tcpSegment(i int) {
+	f := c.flows.at(i)
+	t := &c.parser.tcp
+	tc := &f.tcp
+	f.lastActive = c.now
+	if t.RST {
+		c.tcpGuestReset(i)
+		return
+	}
+	if t.SYN {
+		c.tcpGuestSyn(i)
+		return
+	}
+	if !t.ACK || tc.state&(tcpSynAckSent|tcpEstablished) == 0 {
+		return // RFC 9293 section 3.10.7.4, fifth check: no ACK, drop
+	}
+	if tc.state&tcpEstablished == 0 {
+		if t.Ack != tc.iss+1 {
+			c.tcpSendFlags(f, t.Ack, tcpFlagRST) // RFC 9293 3.10.7.4: unacceptable ACK in SYN-RECEIVED
+			return
+		}
+		c.tcpEstablish(i)
+	}
+	c.tcpGuestAck(i)
+	if f.dead {
+		return
+	}
+	switch {
+	case len(t.Payload) > 0 || t.FIN:
+		c.tcpGuestData(i)
+	case t.Seq != tc.rcvNxt:
+		// RFC 9293 section 3.10.7.4: answer an unacceptable segment, such
+		// as a zero window probe, with an ACK.
+		c.tcpQueueAck(i)
+	}
+}
+
+// tcpGuestSyn handles a SYN on a known flow: a retransmitted SYN (our
+// SYN-ACK was lost) or the guest's SYN-ACK for a forwarded connection.
+func (c *ctx) tcpGuestSyn(i int) {
+	f := c.flows.at(i)
+	t := &c.parser.tcp
+	tc := &f.tcp
+	switch {
+	case tc.state&tcpSynSent != 0 && tc.state&tcpEstablished == 0 && t.ACK && t.Ack == tc.iss+1:
+		tc.rcvNxt = t.Seq + 1
+		c.tcpTakeSynOptions(f)
+		tc.sndWnd = uint32(t.Window)
+		c.tcpEstablish(i)
+		c.tcpSendFlags(f, tc.sndNxt, tcpFlagACK)
+	case tc.state&tcpSynAckSent != 0 && !t.ACK && t.Seq+1 == tc.rcvNxt:
+		c.tcpSendFlags(f, tc.iss, tcpFlagSYN|tcpFlagACK)
+	}
+}
+
+// tcpEstablish completes the guest-side handshake: data may flow.
+func (c *ctx) tcpEstablish(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	tc.state |= tcpEstablished
+	tc.sndUna, tc.sndNxt = tc.iss+1, tc.iss+1
+	tc.deadline = 0
+	tc.rto = tcpRTOInitialNS
+	if tcpPeekOffSupported {
+		_ = setsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0)
+	}
+	if err := c.tcpSetEvents(i, unix.EPOLLIN|unix.EPOLLRDHUP); err != nil {
+		c.tcpResetBoth(i)
+	}
+}
+
+// tcpGuestReset resets the host side of a connection the guest reset
+// (RFC 9293 section 3.10.7.4: in-window sequence number).
+func (c *ctx) tcpGuestReset(i int) {
+	f := c.flows.at(i)
+	t := &c.parser.tcp
+	tc := &f.tcp
+	if tc.state&tcpEstablished != 0 && t.Seq != tc.rcvNxt && !seqInWindow(t.Seq, tc.rcvNxt, c.tcpRecvWindow(f)) {
+		return
+	}
+	if debugOn() {
+		debugf("tcp: flow %d: reset by the guest", i)
+	}
+	closeWithReset(f.sock)
+	f.sock = -1
+	c.flows.kill(c, i)
+}
+
+func seqInWindow(seq, start, size uint32) bool {
+	return seqLE(start, seq) && seqLT(seq, start+max(size, 1))
+}
+
+// tcpGuestAck processes the acknowledgement and window of a guest segment.
+func (c *ctx) tcpGuestAck(i int) {
+	f := c.flows.at(i)
+	t := &c.parser.tcp
+	tc := &f.tcp
+	ack := t.Ack
+	wnd := uint32(t.Window) << tc.sndWS
+	if seqLT(tc.sndNxt, ack) || seqLT(ack, tc.sndUna) {
+		return // acknowledges what we never sent, or an old ACK
+	}
+	wasClosed := tc.sndNxt-tc.sndUna >= tc.sndWnd
+	acked := ack - tc.sndUna
+	switch {
+	case acked > 0:
+		c.tcpAcked(i, acked)
+	case tc.sndNxt != tc.sndUna && len(t.Payload) == 0 && !t.FIN && wnd == tc.sndWnd:
+		// RFC 5681 section 3.2: the third duplicate ACK means a lost segment.
+		tc.dupAcks++
+		if tc.dupAcks == tcpDupAckThresh {
+			c.tcpRewind(i)
+		}
+	}
+	tc.sndWnd = wnd
+	if f.dead {
+		return
+	}
+	if tc.state&tcpFinAcked != 0 && tc.state&tcpGuestFin != 0 {
+		c.tcpClose(i)
+		return
+	}
+	if wasClosed && tc.sndNxt-tc.sndUna < tc.sndWnd {
+		c.tcpSocketToGuest(i)
+	}
+}
+
+// tcpAcked drops n newly acknowledged bytes (and our FIN, if acknowledged)
+// from the socket and restarts the retransmission timer.
+func (c *ctx) tcpAcked(i int, n uint32) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	data := n
+	if tc.state&tcpFinSent != 0 && tc.sndUna+n == tc.sndNxt {
+		data--
+		tc.state |= tcpFinAcked
+	}
+	if data > 0 {
+		if _, err := discard(f.sock, int(data)); err != nil && !isTemporary(err) {
+			c.tcpResetBoth(i)
+			return
+		}
+	}
+	tc.sndUna += n
+	tc.dupAcks, tc.retries = 0, 0
+	tc.rto = tcpRTOInitialNS
+	switch {
+	case tc.sndUna != tc.sndNxt:
+		c.tcpArmTimer(f, tc.rto)
+	case tc.state&(tcpGuestFin|tcpFinSent) != 0:
+		c.tcpArmTimer(f, tcpFinTimeoutNS)
+	default:
+		tc.deadline = 0
+	}
+}
+
+// tcpRewind goes back to the first byte the guest did not acknowledge, to
+// send everything after it again (RFC 5681 section 3.2, RFC 6298 5.4).
+func (c *ctx) tcpRewind(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	if debugOn() {
+		debugf("tcp: flow %d: retransmitting from %d", i, tc.sndUna-tc.iss)
+	}
+	tc.sndNxt = tc.sndUna
+	tc.state &^= tcpFinSent | tcpSockEOF
+	if tcpPeekOffSupported {
+		_ = setsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0)
+	}
+	c.tcpSocketToGuest(i)
+}
+
+// tcpGuestData passes guest data (and FIN) to the socket, in order only.
+func (c *ctx) tcpGuestData(i int) {
+	f := c.flows.at(i)
+	t := &c.parser.tcp
+	tc := &f.tcp
+	payload, seq, fin := t.Payload, t.Seq, t.FIN
+	if tc.state&tcpGuestFin != 0 {
+		c.tcpQueueAck(i)
+		return
+	}
+	if seqLT(seq, tc.rcvNxt) { // overlaps what we have: keep the new part
+		old := tc.rcvNxt - seq
+		if old >= uint32(len(payload)) {
+			if !fin || old > uint32(len(payload)) {
+				c.tcpQueueAck(i)
+				return
+			}
+			old = uint32(len(payload))
+		}
+		payload, seq = payload[old:], tc.rcvNxt
+	}
+	if seq != tc.rcvNxt {
+		c.tcpSendFlags(f, tc.sndNxt, tcpFlagACK) // out of order: duplicate ACK (RFC 5681 section 4.2)
+		return
+	}
+	if len(payload) > 0 {
+		n, err := sendNoSignal(f.sock, payload)
+		if err != nil && !isTemporary(err) {
+			c.tcpResetBoth(i)
+			return
+		}
+		tc.rcvNxt += uint32(n)
+		if n < len(payload) {
+			fin = false // the FIN comes after data the socket could not take yet
+			c.tcpWaitForSpace(i)
+		}
+	}
+	if fin {
+		_ = unix.Shutdown(f.sock, unix.SHUT_WR)
+		tc.rcvNxt++
+		tc.state |= tcpGuestFin
+		c.tcpArmTimer(f, tcpFinTimeoutNS)
+		c.tcpSendFlags(f, tc.sndNxt, tcpFlagACK)
+		if tc.state&tcpFinAcked != 0 {
+			c.tcpClose(i)
+		}
+		return
+	}
+	c.tcpQueueAck(i)
+}
+
+// tcpWaitForSpace asks to be told when the socket's send buffer drains,
+// to advertise the new window to the guest.
+func (c *ctx) tcpWaitForSpace(i int) {
+	f := c.flows.at(i)
+	f.tcp.state |= tcpWantWindow
+	if err := c.tcpSetEvents(i, f.tcp.events|unix.EPOLLOUT); err != nil {
+		c.tcpResetBoth(i)
+	}
+}
+
+// tcpQueueAck schedules an ACK, sent once the current batch of guest
+// frames is handled, so that a burst of segments gets one ACK.
+func (c *ctx) tcpQueueAck(i int) {
+	tc := &c.flows.at(i).tcp
+	if !tc.ackPending {
+		tc.ackPending = true
+		c.tcpAcks = append(c.tcpAcks, int32(i))
+	}
+}
+
+// tcpFlushAcks sends the ACKs queued while handling guest frames.
+func (c *ctx) tcpFlushAcks() {
+	for _, i := range c.tcpAcks {
+		f := c.flows.at(int(i))
+		if f.dead || f.typ != flowTCP || !f.tcp.ackPending {
+			continue
+		}
+		f.tcp.ackPending = false
+		c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagACK)
+	}
+	c.tcpAcks = c.tcpAcks[:0]
+}
+
+// tcpSockEvent handles readiness of a connection's socket.
+func (c *ctx) tcpSockEvent(i int, events uint32) {
+	f := c.flows.at(i)
+	if f.dead || f.typ != flowTCP {
+		return
+	}
+	tc := &f.tcp
+	if tc.state&tcpConnecting != 0 {
+		c.tcpConnectDone(i)
+		return
+	}
+	if events&unix.EPOLLERR != 0 {
+		if err, _ := getsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_ERROR); err != 0 {
+			if debugOn() {
+				debugf("tcp: flow %d: %v", i, unix.Errno(err))
+			}
+			c.tcpResetBoth(i)
+			return
+		}
+	}
+	if events&unix.EPOLLOUT != 0 && tc.state&tcpWantWindow != 0 {
+		tc.state &^= tcpWantWindow
+		if err := c.tcpSetEvents(i, tc.events&^unix.EPOLLOUT); err != nil {
+			c.tcpResetBoth(i)
+			return
+		}
+		c.tcpSendFlags(f, tc.sndNxt, tcpFlagACK) // window update
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		c.tcpSocketToGuest(i)
+	}
+}
+
+// tcpConnectDone finishes a connect: SYN-ACK to the guest, or RST.
+func (c *ctx) tcpConnectDone(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	if soErr, err := getsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		if err == nil {
+			err = unix.Errno(soErr)
+		}
+		c.tcpConnectFailed(i, err)
+		return
+	}
+	tc.state = tc.state&^tcpConnecting | tcpSynAckSent
+	// Nothing to read until the guest completes its side of the handshake.
+	if err := c.tcpSetEvents(i, unix.EPOLLRDHUP); err != nil {
+		c.tcpConnectFailed(i, err)
+		return
+	}
+	c.tcpArmTimer(f, tcpConnectTimeoutNS)
+	c.tcpSendFlags(f, tc.iss, tcpFlagSYN|tcpFlagACK)
+}
+
+// tcpSocketToGuest sends socket data to the guest, as much as its window
+// allows, then a FIN if the socket reached end of file.
+func (c *ctx) tcpSocketToGuest(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	if tc.state&tcpEstablished == 0 || tc.state&tcpFinSent != 0 {
+		c.tcpSetReadable(i, false)
+		return
+	}
+	hdr := ethHdrLen + ipHdrLen(f.guestAddr) + tcpHdrLen
+	limit := int(tc.mss)
+	if c.dev.offloads() {
+		limit = tcpMaxGSOBytes
+	}
+	for n := 0; n < tcpMaxSegRun; n++ {
+		inflight := tc.sndNxt - tc.sndUna
+		if inflight >= tc.sndWnd {
+			c.tcpSetReadable(i, false)
+			c.tcpArmTimer(f, tc.rto) // retransmission, or zero window probe
+			return
+		}
+		want := min(limit, int(tc.sndWnd-inflight))
+		payload := c.txBuf[txHeadroom+hdr : txHeadroom+hdr+want]
+		got, err := c.tcpPeek(f, int(inflight), payload)
+		if err != nil {
+			if isTemporary(err) {
+				c.tcpSetReadable(i, true)
+				return
+			}
+			c.tcpResetBoth(i)
+			return
+		}
+		if got == 0 {
+			c.tcpSockEOF(i)
+			return
+		}
+		c.tcpSendData(f, got)
+		if tc.deadline == 0 {
+			c.tcpArmTimer(f, tc.rto)
+		}
+		if got < want {
+			c.tcpSetReadable(i, true)
+			return
+		}
+	}
+	c.tcpSetReadable(i, true)
+}
+
+// tcpPeek copies socket data not yet sent to the guest (skipping the
+// in-flight bytes) into p.
+func (c *ctx) tcpPeek(f *flow, inflight int, p []byte) (int, error) {
+	if tcpPeekOffSupported {
+		return recvFlags(f.sock, p, unix.MSG_PEEK)
+	}
+	iov := c.peekIov[:0]
+	for skip := inflight; skip > 0; skip -= len(c.peekDiscard) {
+		part := min(skip, len(c.peekDiscard))
+		iov = append(iov, unix.Iovec{Base: &c.peekDiscard[0], Len: uint64(part)})
+		if len(iov) == cap(iov)-1 {
+			return 0, unix.EAGAIN // more in flight than we can skip: wait for ACKs
+		}
+	}
+	iov = append(iov, unix.Iovec{Base: &p[0], Len: uint64(len(p))})
+	n, err := recvmsgPeek(f.sock, iov)
+	return max(n-inflight, 0), err
+}
+
+// tcpSockEOF sends the guest a FIN after the last byte from the socket.
+func (c *ctx) tcpSockEOF(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	tc.state |= tcpSockEOF | tcpFinSent
+	c.tcpSendFlags(f, tc.sndNxt, tcpFlagFIN|tcpFlagACK)
+	tc.sndNxt++
+	c.tcpSetReadable(i, false)
+	c.tcpArmTimer(f, tc.rto)
+}
+
+// tcpSetReadable registers or unregisters interest in socket data.
+func (c *ctx) tcpSetReadable(i int, on bool) {
+	f := c.flows.at(i)
+	ev := f.tcp.events &^ unix.EPOLLIN
+	if on {
+		ev |= unix.EPOLLIN
+	}
+	if err := c.tcpSetEvents(i, ev); err != nil {
+		c.tcpResetBoth(i)
+	}
+}
+
+// tcpSetEvents changes what epoll reports for the flow's socket.
+func (c *ctx) tcpSetEvents(i int, events uint32) error {
+	f := c.flows.at(i)
+	if f.tcp.events == events && f.registered {
+		return nil
+	}
+	op := unix.EPOLL_CTL_MOD
+	if !f.registered {
+		op = unix.EPOLL_CTL_ADD
+	}
+	ev := unix.EpollEvent{Events: events, Fd: int32(makeRef(kindTCP, i))}
+	if err := unix.EpollCtl(c.epfd, op, f.sock, &ev); err != nil {
+		return err
+	}
+	f.registered = true
+	f.tcp.events = events
+	return nil
+}
+
+// tcpResetBoth resets both sides: a RST to the guest, and to the host peer.
+func (c *ctx) tcpResetBoth(i int) {
+	f := c.flows.at(i)
+	if debugOn() {
+		debugf("tcp: flow %d: reset", i)
+	}
+	c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagRST|tcpFlagACK)
+	c.epollDel(f.sock)
+	closeWithReset(f.sock)
+	f.sock = -1
+	c.flows.kill(c, i)
+}
+
+// tcpClose ends a connection closed both ways.
+func (c *ctx) tcpClose(i int) {
+	if debugOn() {
+		debugf("tcp: flow %d: closed", i)
+	}
+	c.flows.kill(c, i)
+}
+
+// tcpArmTimer (re)starts the flow's timer.
+func (c *ctx) tcpArmTimer(f *flow, after int64) {
+	f.tcp.deadline = c.now + after
+	c.timersArmed = true
+}
+
+// tcpTimer handles an expired flow timer, depending on the state.
+func (c *ctx) tcpTimer(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	tc.deadline = 0
+	switch {
+	case tc.state&(tcpConnecting|tcpSynAckSent) != 0 && tc.state&tcpEstablished == 0:
+		c.tcpResetBoth(i) // the connect or the guest's handshake never completed
+	case tc.state&tcpSynSent != 0 && tc.state&tcpEstablished == 0:
+		c.tcpSynRetry(i)
+	case tc.sndNxt != tc.sndUna:
+		c.tcpRetransmitTimeout(i)
+	case tc.sndWnd == 0:
+		c.tcpWindowProbe(i)
+	case tc.state&(tcpGuestFin|tcpFinSent) != 0:
+		c.tcpResetBoth(i) // half-closed for too long
+	}
+}
+
+// tcpRetransmitTimeout resends unacknowledged data with exponential
+// backoff (RFC 6298 section 5.5), resetting after too many tries.
+func (c *ctx) tcpRetransmitTimeout(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	tc.retries++
+	if tc.retries > tcpMaxRetries {
+		c.tcpResetBoth(i)
+		return
+	}
+	tc.rto = min(tc.rto*2, tcpRTOMaxNS)
+	c.tcpRewind(i)
+	if !f.dead && tc.deadline == 0 {
+		c.tcpArmTimer(f, tc.rto)
+	}
+}
+
+// tcpWindowProbe checks a zero window (RFC 9293 section 3.8.6.1): an ACK
+// with an old sequence number makes the guest answer with its window.
+func (c *ctx) tcpWindowProbe(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	tc.retries++
+	if tc.retries > tcpMaxRetries*2 {
+		c.tcpResetBoth(i)
+		return
+	}
+	c.tcpSendFlags(f, tc.sndNxt-1, tcpFlagACK)
+	tc.rto = min(tc.rto*2, tcpRTOMaxNS)
+	c.tcpArmTimer(f, tc.rto)
+}
+
+// tcpSynRetry sends the SYN of a forwarded connection again.
+func (c *ctx) tcpSynRetry(i int) {
+	f := c.flows.at(i)
+	tc := &f.tcp
+	tc.retries++
+	if tc.retries > tcpSynRetries {
+		c.tcpResetBoth(i)
+		return
+	}
+	c.tcpSendFlags(f, tc.iss, tcpFlagSYN)
+	c.tcpArmTimer(f, tcpRTOInitialNS<<tc.retries)
+}
+
+// tcpRecvWindow is the window we advertise: the free space of the socket's
+// send buffer, so the guest sends no more than the socket can take. When
+// little is left, we ask to be woken once the socket drains, to tell the
+// guest about the new space (else it would wait for its persist timer).
+func (c *ctx) tcpRecvWindow(f *flow) uint32 {
+	if f.sock < 0 {
+		return 0
+	}
+	sndbuf, err1 := getsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	queued, err2 := ioctlInt(f.sock, unix.SIOCOUTQ)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	// The kernel counts buffer overhead against SO_SNDBUF: keep a margin.
+	free := max(sndbuf-sndbuf/8-queued, 0)
+	if free < sndbuf/4 && f.tcp.state&tcpWantWindow == 0 && f.typ == flowTCP {
+		c.tcpWaitForSpace(int(f.index))
+	}
+	return uint32(free)
+}
+
+// tcpWindowField encodes our window for a segment header.
+func (c *ctx) tcpWindowField(f *flow, syn bool) uint16 {
+	wnd := c.tcpRecvWindow(f)
+	if syn {
+		return uint16(min(wnd, 65535)) // RFC 7323 section 2.2: SYN windows are unscaled
+	}
+	return uint16(min(wnd>>f.tcp.rcvWS, 65535))
+}
+
+// tcpSendFlags sends a segment without data: SYN, ACK, FIN or RST.
+func (c *ctx) tcpSendFlags(f *flow, seq uint32, flags uint8) {
+	fr := c.frame()
+	hl := c.putTCPFrameHeaders(fr, f, seq, flags, 0)
+	f.tcp.ackPending = false
+	c.finishTCPFrame(c.txBuf, f, hl, 0)
+}
+
+// tcpSendData sends n bytes already placed in the transmit buffer after the
+// headers, at sndNxt.
+func (c *ctx) tcpSendData(f *flow, n int) {
+	tc := &f.tcp
+	hl := c.putTCPFrameHeaders(c.frame(), f, tc.sndNxt, tcpFlagACK|tcpFlagPSH, n)
+	f.tcp.ackPending = false
+	c.finishTCPFrame(c.txBuf, f, hl, n)
+	tc.sndNxt += uint32(n)
+}
+
+// putTCPFrameHeaders writes Ethernet, IP and TCP headers into fr for a
+// segment with n payload bytes, and returns the header length. SYNs carry
+// MSS and window scale options.
+func (c *ctx) putTCPFrameHeaders(fr []byte, f *flow, seq uint32, flags uint8, n int) int {
+	tc := &f.tcp
+	syn := flags&tcpFlagSYN != 0
+	thl := tcpHdrLen
+	if syn {
+		thl += tcpSynOptsLen
+	}
+	c.putEthernet(fr, etherTypeFor(f.guestAddr))
+	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, protoTCP, thl+n)
+	t := fr[ethHdrLen+ipl:]
+	binary.BigEndian.PutUint16(t[0:2], f.peerPort)
+	binary.BigEndian.PutUint16(t[2:4], f.guestPort)
+	binary.BigEndian.PutUint32(t[4:8], seq)
+	ack := tc.rcvNxt
+	if flags&tcpFlagACK == 0 {
+		ack = 0
+	}
+	binary.BigEndian.PutUint32(t[8:12], ack)
+	t[12] = byte(thl/4) << 4
+	t[13] = flags
+	binary.BigEndian.PutUint16(t[14:16], c.tcpWindowField(f, syn))
+	t[16], t[17], t[18], t[19] = 0, 0, 0, 0
+	if syn {
+		putSynOptions(t[tcpHdrLen:], uint16(c.tcpMaxMSS(f.guestAddr)), tc.rcvWS, tc.sndWS != 0 || tc.state&tcpSynSent != 0)
+	}
+	return ethHdrLen + ipl + thl
+}
+
+// putSynOptions writes MSS, and window scale when used (RFC 7323 section
+// 2.2: only if the guest offered it, or in our own SYN).
+func putSynOptions(b []byte, mss uint16, ws uint8, withWS bool) {
+	b[0], b[1] = tcpOptMSS, 4
+	binary.BigEndian.PutUint16(b[2:4], mss)
+	b[4] = tcpOptNOP
+	if withWS {
+		b[5], b[6], b[7] = tcpOptWS, 3, ws
+		return
+	}
+	b[5], b[6], b[7] = tcpOptNOP, tcpOptNOP, tcpOptNOP
+}
+
+// finishTCPFrame fills in the TCP checksum, or has the device do it (and
+// cut super-segments), and sends the frame.
+func (c *ctx) finishTCPFrame(buf []byte, f *flow, hl, n int) {
+	fr := buf[txHeadroom:]
+	l4 := ethHdrLen + ipHdrLen(f.guestAddr)
+	seg := fr[l4 : hl+n]
+	pseudo := pseudoHeaderSum(f.peerAddr, f.guestAddr, protoTCP, len(seg))
+	if !c.dev.offloads() {
+		binary.BigEndian.PutUint16(seg[16:18], foldChecksum(sumBytes(seg, pseudo)))
+		c.sendFrameOffload(buf, hl+n, nil)
+		return
+	}
+	// virtio 1.x 5.1.6.2: the field holds the folded pseudo-header sum, not
+	// complemented; the device adds the segment and complements.
+	binary.BigEndian.PutUint16(seg[16:18], ^foldChecksum(pseudo))
+	off := &c.txOff
+	*off = txOffload{csumStart: uint16(l4), csumOffset: 16}
+	if n > int(f.tcp.mss) {
+		off.gsoType, off.gsoSize, off.hdrLen = vnetGSOTCPv4, f.tcp.mss, uint16(hl)
+		if f.guestAddr.Is6() {
+			off.gsoType = vnetGSOTCPv6
+		}
+	}
+	c.sendFrameOffload(buf, hl+n, off)
+}
