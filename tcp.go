@@ -81,6 +81,7 @@ const (
 	tcpFinSent                          // FIN sent to the guest
 	tcpFinAcked                         // the guest acknowledged our FIN
 	tcpWantWindow                       // socket was full: tell the guest when it drains
+	tcpPeerClosed                       // EPOLLRDHUP: the host peer will send no more
 )
 
 // tcpConn is the guest-side sequence state of a connection (RFC 9293
@@ -581,6 +582,9 @@ func (c *ctx) tcpSockEvent(i int, events uint32) {
 		}
 		c.tcpSendFlags(f, tc.sndNxt, tcpFlagACK) // window update
 	}
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		tc.state |= tcpPeerClosed
+	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
 		c.tcpSocketToGuest(i)
 	}
@@ -656,7 +660,8 @@ func (c *ctx) tcpSocketToGuest(i int) {
 }
 
 // tcpPeek copies socket data not yet sent to the guest (skipping the
-// in-flight bytes) into p.
+// in-flight bytes) into p. It returns 0 at end of file, EAGAIN when there
+// is nothing new yet.
 func (c *ctx) tcpPeek(f *flow, inflight int, p []byte) (int, error) {
 	if tcpPeekOffSupported {
 		return recvFlags(f.sock, p, unix.MSG_PEEK)
@@ -671,7 +676,15 @@ func (c *ctx) tcpPeek(f *flow, inflight int, p []byte) (int, error) {
 	}
 	iov = append(iov, unix.Iovec{Base: &p[0], Len: uint64(len(p))})
 	n, err := recvmsgPeek(f.sock, iov)
-	return max(n-inflight, 0), err
+	switch {
+	case err != nil:
+		return 0, err
+	case n > inflight:
+		return n - inflight, nil
+	case f.tcp.state&tcpPeerClosed != 0:
+		return 0, nil // nothing beyond what is in flight, and no more coming
+	}
+	return 0, unix.EAGAIN
 }
 
 // tcpSockEOF sends the guest a FIN after the last byte from the socket.
