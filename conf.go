@@ -31,6 +31,9 @@ type fwdRange struct {
 type fwdSpec struct {
 	mode   fwdMode
 	ranges []fwdRange // for fwdPorts and fwdAll, sorted by first, not overlapping per address
+	// bestEffort is set for "all" and for specs with only exclusions:
+	// ports that can't be bound are skipped, unless none can (pasta(1)).
+	bestEffort bool
 }
 
 // config is the whole parsed command line. The zero value of a field means

@@ -1,8 +1,16 @@
 package main
 
-import "net/netip"
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strconv"
 
-// Address translation between what the guest sees and what host sockets
+	"golang.org/x/sys/unix"
+)
+
+// Port forwarding from the host into the namespace (-t, -u) and the
+// address translation between what the guest sees and what host sockets
 // use (pasta(1), NOTES: "Handling of traffic with loopback destination and
 // source addresses").
 
@@ -28,4 +36,281 @@ func (c *ctx) mapDestination(dst netip.AddrPort, _ uint8) netip.AddrPort {
 		return netip.AddrPortFrom(ic.addr, dst.Port())
 	}
 	return dst
+}
+
+// mapSource translates the address of a host peer into the source the
+// guest sees. Host-local peers (loopback, or the host's own address, which
+// the guest has too) can't appear as such: they appear as the
+// --map-host-loopback address, and are refused when there is none.
+func (c *ctx) mapSource(a netip.Addr) (netip.Addr, bool) {
+	ic := c.ipConfFor(a)
+	if !a.IsLoopback() && a != ic.addr {
+		return a, true
+	}
+	if !ic.mapHostLoopback.IsValid() {
+		return netip.Addr{}, false
+	}
+	return ic.mapHostLoopback, true
+}
+
+// guestDestination is the guest address an inbound flow goes to: its
+// link-local address when the source is link-local (if seen), else its
+// address as last seen or configured.
+func (ic *ipConf) guestDestination(src netip.Addr) netip.Addr {
+	if src.IsLinkLocalUnicast() && ic.observedLL.IsValid() {
+		return ic.observedLL
+	}
+	if ic.observed.IsValid() {
+		return ic.observed
+	}
+	return ic.addr
+}
+
+// listener is a host socket bound for a forwarded port.
+type listener struct {
+	fd     int // -1: free slot
+	proto  uint8
+	port   uint16 // bound port
+	target uint16 // port in the namespace
+	auto   bool   // opened by the -t auto scan
+}
+
+// openForwards binds the host sockets of the -t (and later -u) options.
+func (c *ctx) openForwards() error {
+	if c.cfg.noTCP {
+		return nil
+	}
+	spec := c.cfg.tcpFwd
+	if spec.mode != fwdPorts && spec.mode != fwdAll {
+		return nil
+	}
+	bound := 0
+	var firstErr error
+	for _, r := range spec.ranges {
+		for p := int(r.first); p <= int(r.last); p++ {
+			target := uint16(int(r.target) + p - int(r.first))
+			n, err := c.listenPort(protoTCP, r.bindAddr, r.bindIf, uint16(p), target, false)
+			bound += n
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	// Explicit ports must all work; with "all" (or exclusions only), ports
+	// in use are skipped unless none could be bound (pasta(1), -t).
+	if firstErr != nil && (!spec.bestEffort || bound == 0) {
+		return fmt.Errorf("--tcp-ports: %w", firstErr)
+	}
+	return nil
+}
+
+// listenPort binds port on addr (or on every enabled family's wildcard
+// address) and returns how many sockets it bound.
+func (c *ctx) listenPort(proto uint8, addr netip.Addr, ifname string, port, target uint16, auto bool) (int, error) {
+	var addrs []netip.Addr
+	switch {
+	case addr.IsValid():
+		addrs = []netip.Addr{addr}
+	default:
+		if c.ip4.enabled {
+			addrs = append(addrs, netip.IPv4Unspecified())
+		}
+		if c.ip6.enabled {
+			addrs = append(addrs, netip.IPv6Unspecified())
+		}
+	}
+	n := 0
+	var firstErr error
+	for _, a := range addrs {
+		if err := c.listen(proto, netip.AddrPortFrom(a, port), ifname, target, auto); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		n++
+	}
+	return n, firstErr
+}
+
+// listen opens one listening socket and registers it.
+func (c *ctx) listen(proto uint8, ap netip.AddrPort, ifname string, target uint16, auto bool) error {
+	family := unix.AF_INET
+	if ap.Addr().Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		unix.Close(fd)
+		return fmt.Errorf("binding %s: %w", ap, err)
+	}
+	_ = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if family == unix.AF_INET6 {
+		_ = setsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+	}
+	if ifname != "" {
+		if err := unix.BindToDevice(fd, ifname); err != nil {
+			return fail(err)
+		}
+	}
+	if c.cfg.freebind {
+		_ = setsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
+	}
+	var sa rawSockaddr
+	sa.set(ap)
+	if err := bindRaw(fd, &sa); err != nil {
+		return fail(err)
+	}
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		return fail(err)
+	}
+	idx := c.freeListenerSlot()
+	c.listeners[idx] = listener{fd: fd, proto: proto, port: ap.Port(), target: target, auto: auto}
+	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kindTCPListen, idx)); err != nil {
+		c.closeListener(idx)
+		return err
+	}
+	if debugOn() {
+		debugf("forwarding %s to port %d", ap, target)
+	}
+	return nil
+}
+
+func (c *ctx) freeListenerSlot() int {
+	for i := range c.listeners {
+		if c.listeners[i].fd < 0 {
+			return i
+		}
+	}
+	c.listeners = append(c.listeners, listener{fd: -1})
+	return len(c.listeners) - 1
+}
+
+func (c *ctx) closeListener(i int) {
+	l := &c.listeners[i]
+	if l.fd >= 0 {
+		c.epollDel(l.fd)
+		unix.Close(l.fd)
+	}
+	*l = listener{fd: -1}
+}
+
+// listenerReadable accepts the waiting connections of a TCP listener.
+func (c *ctx) listenerReadable(i int) {
+	l := &c.listeners[i]
+	for n := 0; n < maxAcceptsPerRun && l.fd >= 0; n++ {
+		fd, err := acceptRaw(l.fd, &c.acceptAddr)
+		if err != nil {
+			if !isTemporary(err) && debugOn() {
+				debugf("accept on port %d: %v", l.port, err)
+			}
+			return
+		}
+		c.tcpInbound(fd, c.acceptAddr.addrPort(), l.target)
+	}
+}
+
+const maxAcceptsPerRun = 64
+
+// The -t auto mode: once a second, the namespace's listening TCP ports
+// (from its /proc/net/tcp and tcp6) get a listener on the host, and lose
+// it when they close.
+
+// autoForward keeps the auto-forwarded ports in step with the namespace.
+type autoForward struct {
+	files [2]int          // /proc/net/tcp and tcp6 of the namespace, opened there
+	ports map[uint16]bool // bound in the namespace at the last scan
+	buf   []byte
+}
+
+// setupAutoForward opens the namespace's socket tables, when -t is auto.
+func (c *ctx) setupAutoForward() error {
+	if c.cfg.noTCP || c.cfg.tcpFwd.mode != fwdAuto {
+		return nil
+	}
+	a := &autoForward{ports: map[uint16]bool{}, buf: make([]byte, 1<<16)}
+	err := c.ns.do(func() error {
+		for i, name := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
+			fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				fd = -1 // no IPv6 in the namespace's kernel, for one
+			}
+			a.files[i] = fd
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.auto = a
+	c.scanAutoForward()
+	return nil
+}
+
+// scanAutoForward opens and closes host listeners to match the
+// namespace's listening ports.
+func (c *ctx) scanAutoForward() {
+	a := c.auto
+	if a == nil {
+		return
+	}
+	now := map[uint16]bool{}
+	for _, fd := range a.files {
+		if fd >= 0 {
+			a.buf = readWhole(fd, a.buf[:cap(a.buf)])
+			listeningPorts(a.buf, now)
+		}
+	}
+	for p := range now {
+		if !a.ports[p] {
+			if _, err := c.listenPort(protoTCP, netip.Addr{}, "", p, p, true); err != nil && debugOn() {
+				debugf("auto: port %d: %v", p, err)
+			}
+		}
+	}
+	for i := range c.listeners {
+		l := &c.listeners[i]
+		if l.fd >= 0 && l.auto && !now[l.port] {
+			c.closeListener(i)
+		}
+	}
+	a.ports = now
+}
+
+// readWhole reads a /proc file from its start into buf, growing it.
+func readWhole(fd int, buf []byte) []byte {
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Pread(fd, buf[n:], int64(n))
+		if err != nil || m <= 0 {
+			return buf[:n]
+		}
+		n += m
+	}
+}
+
+// listeningPorts adds the local ports of sockets in LISTEN state (0A) from
+// a /proc/net/tcp table (proc(5)) to ports.
+func listeningPorts(table []byte, ports map[uint16]bool) {
+	lines := bytes.Split(table, []byte("\n"))
+	for _, line := range lines[min(1, len(lines)):] {
+		fields := bytes.Fields(line)
+		if len(fields) < 4 || string(fields[3]) != "0A" {
+			continue
+		}
+		local := fields[1]
+		colon := bytes.LastIndexByte(local, ':')
+		if colon < 0 {
+			continue
+		}
+		if p, err := strconv.ParseUint(string(local[colon+1:]), 16, 16); err == nil && p != 0 {
+			ports[uint16(p)] = true
+		}
+	}
 }

@@ -21,6 +21,7 @@ const (
 	kindNetnsWatch                   // inotify on the namespace file's folder
 	kindPidfd                        // pidfd of the command or target process
 	kindTCP                          // the socket of a TCP flow
+	kindTCPListen                    // a listener of a forwarded TCP port
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
@@ -120,6 +121,8 @@ func (c *ctx) dispatch(ref epRef, events uint32) {
 		c.pidfdReadable()
 	case kindTCP:
 		c.tcpSockEvent(ref.index(), events)
+	case kindTCPListen:
+		c.listenerReadable(ref.index())
 	}
 }
 
@@ -152,7 +155,10 @@ func (c *ctx) stop(code int) {
 	c.exitCode = code
 }
 
-// housekeeping runs about once a second: flow timeouts.
+// housekeeping runs about once a second: flow timeouts, the -t auto port
+// scan, and unsolicited router advertisements.
 func (c *ctx) housekeeping() {
 	c.flows.expire(c)
+	c.scanAutoForward()
+	c.sendPeriodicRouterAdvert()
 }

@@ -40,6 +40,12 @@ type ctx struct {
 	// The thread living in the target network namespace.
 	ns *nsThread
 
+	// Autoconfiguration of the guest (dns.go, dhcp.go, dhcpv6.go, ndp.go).
+	dns   dnsConf
+	dhcp  dhcpServer
+	dhcp6 dhcpv6Server
+	ra    routerAdvertiser
+
 	// Process lifecycle (lifecycle.go).
 	wakeFD int      // eventfd for signals
 	watch  *nsWatch // quits when the namespace goes away
@@ -55,6 +61,11 @@ type ctx struct {
 	peekIov     []unix.Iovec // without SO_PEEK_OFF: skip, then payload
 	peekDiscard []byte
 	timersArmed bool
+
+	// Port forwarding (fwd.go).
+	listeners  []listener
+	acceptAddr rawSockaddr
+	auto       *autoForward
 
 	// Warnings that are given once, or once a second.
 	warnedPing          bool
@@ -156,6 +167,8 @@ func (c *ctx) handleIPv4() {
 	p := c.parser
 	c.ip4.observe(addrFrom4(p.ip4.SrcIP))
 	switch {
+	case p.has(layers.LayerTypeUDP) && p.udp.DstPort == dhcpServerPort && c.forDHCPServer(addrFrom4(p.ip4.DstIP)):
+		c.handleDHCP()
 	case p.has(layers.LayerTypeTCP):
 		c.handleTCP(addrFrom4(p.ip4.SrcIP), addrFrom4(p.ip4.DstIP))
 	case p.has(layers.LayerTypeICMPv4):
@@ -169,6 +182,10 @@ func (c *ctx) handleIPv6() {
 	p := c.parser
 	c.ip6.observe(addrFrom16(p.ip6.SrcIP))
 	switch {
+	case p.has(layers.LayerTypeICMPv6RouterSolicitation):
+		c.handleRouterSolicitation()
+	case p.has(layers.LayerTypeUDP) && p.udp.DstPort == dhcpv6ServerPort && addrFrom16(p.ip6.DstIP) == allDHCPServers:
+		c.handleDHCPv6()
 	case p.has(layers.LayerTypeTCP):
 		c.handleTCP(addrFrom16(p.ip6.SrcIP), addrFrom16(p.ip6.DstIP))
 	case p.has(layers.LayerTypeICMPv6NeighborSolicitation):
@@ -213,6 +230,7 @@ type ipConf struct {
 	prefixLen       int
 	gw              netip.Addr // the guest's default gateway
 	observed        netip.Addr // last source address seen from the guest
+	observedLL      netip.Addr // last link-local source address seen
 	addrs           []netip.Prefix
 	routes          []hostRoute
 	mapHostLoopback netip.Addr // a guest destination that means the host's loopback
@@ -220,12 +238,17 @@ type ipConf struct {
 	outAddr         netip.Addr // -o: source address for host sockets
 	outIf           string     // --outbound-if4/6: interface for host sockets
 	hostIf          string     // upstream interface name
+	hostLL          netip.Addr // IPv6: link-local address of hostIf, if any
 }
 
 // observe remembers the guest's source address, which C pasta uses as the
 // target of loopback traffic.
 func (ic *ipConf) observe(a netip.Addr) {
-	if a.IsValid() && !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
+	switch {
+	case !a.IsValid() || a.IsUnspecified():
+	case a.IsLinkLocalUnicast():
+		ic.observedLL = a
+	default:
 		ic.observed = a
 	}
 }

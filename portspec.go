@@ -66,15 +66,15 @@ func parsePortSpec(spec string, _ bool) (fwdSpec, error) {
 			continue
 		}
 		if mode == fwdAll {
-			return fwdSpec{mode: fwdAll, ranges: nonEphemeralRanges()}, nil
+			return fwdSpec{mode: fwdAll, ranges: nonEphemeralRanges(), bestEffort: true}, nil
 		}
 		return fwdSpec{mode: mode}, nil
 	}
-	ranges, err := parsePortList(spec)
+	ranges, onlyExclusions, err := parsePortList(spec)
 	if err != nil {
 		return fwdSpec{}, fmt.Errorf("invalid port spec '%s': %w", spec, err)
 	}
-	return fwdSpec{mode: fwdPorts, ranges: ranges}, nil
+	return fwdSpec{mode: fwdPorts, ranges: ranges, bestEffort: onlyExclusions}, nil
 }
 
 // addPortSpec parses spec and merges it into dst, which holds what the
@@ -103,6 +103,7 @@ func addPortSpec(dst *fwdSpec, spec string, tcp bool) error {
 		return fmt.Errorf("invalid port spec '%s': %w", spec, err)
 	}
 	dst.ranges = merged
+	dst.bestEffort = dst.bestEffort && next.bestEffort
 	return nil
 }
 
@@ -114,17 +115,18 @@ func untranslatedCopy(s fwdSpec) fwdSpec {
 		r.target = r.first
 		ranges[i] = r
 	}
-	return fwdSpec{mode: s.mode, ranges: coalesceRanges(ranges)}
+	return fwdSpec{mode: s.mode, ranges: coalesceRanges(ranges), bestEffort: s.bestEffort}
 }
 
-// parsePortList parses a spec that is not a keyword into maximal ranges.
-func parsePortList(spec string) ([]fwdRange, error) {
+// parsePortList parses a spec that is not a keyword into maximal ranges,
+// and tells whether it had only exclusions.
+func parsePortList(spec string) ([]fwdRange, bool, error) {
 	addr, ifname, list, err := splitBindPrefix(spec)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if list == "" {
-		return nil, errors.New("no ports given")
+		return nil, false, errors.New("no ports given")
 	}
 	var m portMap
 	var exclusions []portItem
@@ -132,7 +134,7 @@ func parsePortList(spec string) ([]fwdRange, error) {
 	for field := range strings.SplitSeq(list, ",") {
 		it, err := parsePortItem(field)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if it.exclude {
 			exclusions = append(exclusions, it)
@@ -140,7 +142,7 @@ func parsePortList(spec string) ([]fwdRange, error) {
 		}
 		onlyExclusions = false
 		if err := m.add(it); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if onlyExclusions {
@@ -149,7 +151,7 @@ func parsePortList(spec string) ([]fwdRange, error) {
 	for _, it := range exclusions {
 		clear(m[it.first : it.last+1])
 	}
-	return m.ranges(addr, ifname), nil
+	return m.ranges(addr, ifname), onlyExclusions, nil
 }
 
 // splitBindPrefix splits the optional "ADDR/", "ADDR%IF/" or "%IF/" prefix

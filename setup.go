@@ -14,18 +14,11 @@ func checkSupported(cfg *config) error {
 		set  bool
 		name string
 	}{
-		{explicitForwarding(cfg.tcpFwd), "--tcp-ports"},
 		{explicitForwarding(cfg.udpFwd), "--udp-ports"},
 		{explicitForwarding(cfg.tcpNsFwd), "--tcp-ns"},
 		{explicitForwarding(cfg.udpNsFwd), "--udp-ns"},
 		{cfg.dnsForward4.IsValid() || cfg.dnsForward6.IsValid(), "--dns-forward"},
 		{cfg.dnsHost4.IsValid() || cfg.dnsHost6.IsValid(), "--dns-host"},
-		{len(cfg.dns) > 0 || cfg.dnsNone, "--dns"},
-		{len(cfg.search) > 0 || cfg.searchNone, "--search"},
-		{cfg.dhcpDNS, "--dhcp-dns"},
-		{cfg.dhcpSearch, "--dhcp-search"},
-		{cfg.hostname != "", "--hostname"},
-		{cfg.fqdn != "", "--fqdn"},
 		{cfg.runas != "", "--runas"},
 		{cfg.freebind, "--freebind"},
 		{cfg.hostLoToNsLo, "--host-lo-to-ns-lo"},
@@ -44,12 +37,23 @@ func explicitForwarding(s fwdSpec) bool {
 	return s.mode == fwdPorts || s.mode == fwdAll
 }
 
+// applyForwardDefaults turns forwarding options not given into pasta's
+// default, "auto" (pasta(1), -t, -u, -T, -U).
+func applyForwardDefaults(cfg *config) {
+	for _, s := range []*fwdSpec{&cfg.tcpFwd, &cfg.udpFwd, &cfg.tcpNsFwd, &cfg.udpNsFwd} {
+		if s.mode == fwdUnset {
+			s.mode = fwdAuto
+		}
+	}
+}
+
 // setup does everything before the event loop: host discovery, the network
 // namespace and its tap, namespace configuration, and the loop's state.
 func setup(cfg *config) (*ctx, error) {
 	if err := configureLogging(cfg); err != nil {
 		return nil, err
 	}
+	applyForwardDefaults(cfg)
 	raiseFileLimit()
 	ip4, ip6, err := resolveHostConfig(cfg)
 	if err != nil {
@@ -69,6 +73,7 @@ func setup(cfg *config) (*ctx, error) {
 		return nil, err
 	}
 	c.ip4, c.ip6, c.ns = ip4, ip6, ns
+	c.setupAutoconfig()
 	if err := c.configureNamespace(ifname); err != nil {
 		return nil, err
 	}
@@ -78,6 +83,12 @@ func setup(cfg *config) (*ctx, error) {
 		}
 	}
 	if err := c.setupLifecycle(nsPath); err != nil {
+		return nil, err
+	}
+	if err := c.openForwards(); err != nil {
+		return nil, err
+	}
+	if err := c.setupAutoForward(); err != nil {
 		return nil, err
 	}
 	c.checkPingSockets()

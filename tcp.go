@@ -98,6 +98,7 @@ type tcpConn struct {
 	mss        uint16 // largest segment the guest accepts
 	sndWS      uint8  // the guest's window scale shift
 	rcvWS      uint8  // our window scale shift (0 when not negotiated)
+	wsOK       bool   // window scaling negotiated (RFC 7323 section 1.3)
 	dupAcks    uint8
 	retries    uint8
 	ackPending bool
@@ -241,6 +242,7 @@ func (c *ctx) tcpTakeSynOptions(f *flow) {
 		mss = tcpDefaultMSS6
 	}
 	ws := -1
+	tc.sndWS, tc.rcvWS, tc.wsOK = 0, 0, false
 	for _, o := range c.parser.tcp.Options {
 		switch {
 		case o.OptionType == tcpOptMSS && len(o.OptionData) == 2:
@@ -251,7 +253,7 @@ func (c *ctx) tcpTakeSynOptions(f *flow) {
 	}
 	tc.mss = uint16(max(min(mss, c.tcpMaxMSS(f.guestAddr)), 1))
 	if ws >= 0 {
-		tc.sndWS, tc.rcvWS = uint8(ws), tcpOurWS
+		tc.sndWS, tc.rcvWS, tc.wsOK = uint8(ws), tcpOurWS, true
 	}
 }
 
@@ -894,13 +896,14 @@ func (c *ctx) putTCPFrameHeaders(fr []byte, f *flow, seq uint32, flags uint8, n 
 	binary.BigEndian.PutUint16(t[14:16], c.tcpWindowField(f, syn))
 	t[16], t[17], t[18], t[19] = 0, 0, 0, 0
 	if syn {
-		putSynOptions(t[tcpHdrLen:], uint16(c.tcpMaxMSS(f.guestAddr)), tc.rcvWS, tc.sndWS != 0 || tc.state&tcpSynSent != 0)
+		// RFC 7323 section 2.2: offer scaling in our SYN, and in a SYN-ACK
+		// only if the guest offered it.
+		putSynOptions(t[tcpHdrLen:], uint16(c.tcpMaxMSS(f.guestAddr)), tcpOurWS, tc.wsOK || tc.state&tcpSynSent != 0)
 	}
 	return ethHdrLen + ipl + thl
 }
 
-// putSynOptions writes MSS, and window scale when used (RFC 7323 section
-// 2.2: only if the guest offered it, or in our own SYN).
+// putSynOptions writes MSS, and window scale when withWS.
 func putSynOptions(b []byte, mss uint16, ws uint8, withWS bool) {
 	b[0], b[1] = tcpOptMSS, 4
 	binary.BigEndian.PutUint16(b[2:4], mss)
@@ -936,4 +939,51 @@ func (c *ctx) finishTCPFrame(buf []byte, f *flow, hl, n int) {
 		}
 	}
 	c.sendFrameOffload(buf, hl+n, off)
+}
+
+// tcpInbound starts a forwarded connection accepted on the host: a SYN to
+// the guest, from the peer's address as the guest may see it.
+func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16) {
+	ic := c.ipConfFor(peer.Addr())
+	src, ok := c.mapSource(peer.Addr())
+	if !ic.enabled || !ok {
+		if debugOn() {
+			debugf("tcp: refusing forwarded connection from %s", peer)
+		}
+		closeWithReset(fd)
+		return
+	}
+	dst := ic.guestDestination(src)
+	key := newFlowKey(protoTCP, dst, target, src, peer.Port())
+	if _, exists := c.flows.lookup(key); exists || !dst.IsValid() {
+		closeWithReset(fd)
+		return
+	}
+	i, ok := c.flows.alloc(flowTCP, key)
+	if !ok {
+		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
+		closeWithReset(fd)
+		return
+	}
+	f := c.flows.at(i)
+	f.sock = fd
+	f.guestAddr, f.guestPort = dst, target
+	f.peerAddr, f.peerPort = src, peer.Port()
+	f.lastActive = c.now
+	tc := &f.tcp
+	tc.hostPeer = peer
+	tc.iss = rand.Uint32()
+	tc.sndUna, tc.sndNxt = tc.iss, tc.iss+1
+	tc.rcvWS = tcpOurWS
+	tc.state = tcpSynSent
+	tc.mss = uint16(c.tcpMaxMSS(dst))
+	if err := c.tcpSetEvents(i, unix.EPOLLRDHUP); err != nil {
+		c.tcpResetBoth(i)
+		return
+	}
+	c.tcpSendFlags(f, tc.iss, tcpFlagSYN)
+	c.tcpArmTimer(f, tcpRTOInitialNS)
+	if debugOn() {
+		debugf("tcp: flow %d: %s -> %s:%d forwarded", i, peer, dst, target)
+	}
 }
