@@ -22,6 +22,7 @@ const (
 	flowFree flowType = iota
 	flowPing          // ICMP or ICMPv6 echo
 	flowTCP           // a TCP connection
+	flowUDP           // a UDP exchange
 )
 
 // flowCapacity bounds the number of concurrent flows.
@@ -58,6 +59,7 @@ type flow struct {
 
 	ping pingFlow
 	tcp  tcpConn
+	udp  udpFlow
 }
 
 type flowTable struct {
@@ -178,6 +180,8 @@ func idleTimeout(typ flowType) int64 {
 		return pingTimeoutNS
 	case flowTCP:
 		return tcpIdleTimeoutNS
+	case flowUDP:
+		return udpTimeoutNS
 	}
 	return 0
 }

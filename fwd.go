@@ -20,12 +20,17 @@ var (
 )
 
 // mapDestination translates a destination as the guest addressed it into
-// the one a host socket uses: the --map-host-loopback address (by default
-// the gateway) means the host's loopback, the --map-guest-addr address
-// means the host's own address.
-func (c *ctx) mapDestination(dst netip.AddrPort, _ uint8) netip.AddrPort {
+// the one a host socket uses: DNS (TCP or UDP, port 53 or 853) to the
+// --dns-forward address goes to the host's resolver, the
+// --map-host-loopback address (by default the gateway) means the host's
+// loopback, the --map-guest-addr address means the host's own address.
+func (c *ctx) mapDestination(dst netip.AddrPort, proto uint8) netip.AddrPort {
 	a := dst.Addr()
 	ic := c.ipConfFor(a)
+	if resolver := c.dnsForwardTarget(a); resolver.IsValid() && proto != protoICMP && proto != protoICMPv6 &&
+		(dst.Port() == dnsPort || dst.Port() == dnsOverTLSPort) {
+		return netip.AddrPortFrom(resolver, dst.Port())
+	}
 	switch {
 	case ic.mapHostLoopback.IsValid() && a == ic.mapHostLoopback:
 		if a.Is4() {
@@ -36,6 +41,18 @@ func (c *ctx) mapDestination(dst netip.AddrPort, _ uint8) netip.AddrPort {
 		return netip.AddrPortFrom(ic.addr, dst.Port())
 	}
 	return dst
+}
+
+// dnsForwardTarget returns the host resolver that DNS to a goes to, when a
+// is the --dns-forward address of its family.
+func (c *ctx) dnsForwardTarget(a netip.Addr) netip.Addr {
+	switch {
+	case a.Is4() && a == c.cfg.dnsForward4:
+		return c.dns.host4
+	case a.Is6() && a == c.cfg.dnsForward6:
+		return c.dns.host6
+	}
+	return netip.Addr{}
 }
 
 // mapSource translates the address of a host peer into the source the
@@ -70,17 +87,27 @@ func (ic *ipConf) guestDestination(src netip.Addr) netip.Addr {
 type listener struct {
 	fd     int // -1: free slot
 	proto  uint8
+	v6     bool
 	port   uint16 // bound port
 	target uint16 // port in the namespace
-	auto   bool   // opened by the -t auto scan
+	auto   bool   // opened by the auto scan
 }
 
-// openForwards binds the host sockets of the -t (and later -u) options.
+// openForwards binds the host sockets of the -t and -u options.
 func (c *ctx) openForwards() error {
-	if c.cfg.noTCP {
-		return nil
+	if !c.cfg.noTCP {
+		if err := c.openForward(protoTCP, c.cfg.tcpFwd, "--tcp-ports"); err != nil {
+			return err
+		}
 	}
-	spec := c.cfg.tcpFwd
+	if !c.cfg.noUDP {
+		return c.openForward(protoUDP, c.cfg.udpFwd, "--udp-ports")
+	}
+	return nil
+}
+
+// openForward binds the ports of one forwarding option.
+func (c *ctx) openForward(proto uint8, spec fwdSpec, option string) error {
 	if spec.mode != fwdPorts && spec.mode != fwdAll {
 		return nil
 	}
@@ -89,7 +116,7 @@ func (c *ctx) openForwards() error {
 	for _, r := range spec.ranges {
 		for p := int(r.first); p <= int(r.last); p++ {
 			target := uint16(int(r.target) + p - int(r.first))
-			n, err := c.listenPort(protoTCP, r.bindAddr, r.bindIf, uint16(p), target, false)
+			n, err := c.listenPort(proto, r.bindAddr, r.bindIf, uint16(p), target, false)
 			bound += n
 			if err != nil && firstErr == nil {
 				firstErr = err
@@ -99,7 +126,7 @@ func (c *ctx) openForwards() error {
 	// Explicit ports must all work; with "all" (or exclusions only), ports
 	// in use are skipped unless none could be bound (pasta(1), -t).
 	if firstErr != nil && (!spec.bestEffort || bound == 0) {
-		return fmt.Errorf("--tcp-ports: %w", firstErr)
+		return fmt.Errorf("%s: %w", option, firstErr)
 	}
 	return nil
 }
@@ -133,13 +160,16 @@ func (c *ctx) listenPort(proto uint8, addr netip.Addr, ifname string, port, targ
 	return n, firstErr
 }
 
-// listen opens one listening socket and registers it.
+// listen opens one listening (TCP) or bound (UDP) socket and registers it.
 func (c *ctx) listen(proto uint8, ap netip.AddrPort, ifname string, target uint16, auto bool) error {
-	family := unix.AF_INET
+	family, typ, kind := unix.AF_INET, unix.SOCK_STREAM, kindTCPListen
 	if ap.Addr().Is6() {
 		family = unix.AF_INET6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if proto == protoUDP {
+		typ, kind = unix.SOCK_DGRAM, kindUDPListen
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
@@ -164,12 +194,14 @@ func (c *ctx) listen(proto uint8, ap netip.AddrPort, ifname string, target uint1
 	if err := bindRaw(fd, &sa); err != nil {
 		return fail(err)
 	}
-	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
-		return fail(err)
+	if proto == protoTCP {
+		if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+			return fail(err)
+		}
 	}
 	idx := c.freeListenerSlot()
-	c.listeners[idx] = listener{fd: fd, proto: proto, port: ap.Port(), target: target, auto: auto}
-	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kindTCPListen, idx)); err != nil {
+	c.listeners[idx] = listener{fd: fd, proto: proto, v6: family == unix.AF_INET6, port: ap.Port(), target: target, auto: auto}
+	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kind, idx)); err != nil {
 		c.closeListener(idx)
 		return err
 	}
@@ -189,6 +221,7 @@ func (c *ctx) freeListenerSlot() int {
 	return len(c.listeners) - 1
 }
 
+// closeListener closes a listener, and the UDP flows replying through it.
 func (c *ctx) closeListener(i int) {
 	l := &c.listeners[i]
 	if l.fd >= 0 {
@@ -196,6 +229,11 @@ func (c *ctx) closeListener(i int) {
 		unix.Close(l.fd)
 	}
 	*l = listener{fd: -1}
+	for _, fi := range c.flows.active {
+		if f := c.flows.at(int(fi)); f.typ == flowUDP && f.udp.listener == i {
+			c.flows.kill(c, int(fi))
+		}
+	}
 }
 
 // listenerReadable accepts the waiting connections of a TCP listener.
@@ -215,30 +253,48 @@ func (c *ctx) listenerReadable(i int) {
 
 const maxAcceptsPerRun = 64
 
-// The -t auto mode: once a second, the namespace's listening TCP ports
-// (from its /proc/net/tcp and tcp6) get a listener on the host, and lose
-// it when they close.
+// The auto modes of -t and -u: once a second, the namespace's listening
+// TCP ports and bound UDP ports (from its /proc/net/tcp, tcp6, udp and
+// udp6) get a socket on the host, and lose it when they close.
+
+// autoTables are the namespace's socket tables, per protocol: the file
+// names (proc(5)) and the state of a socket waiting for peers in them.
+var autoTables = [...]struct {
+	proto uint8
+	files [2]string
+	state string
+}{
+	{protoTCP, [2]string{"tcp", "tcp6"}, "0A"}, // TCP_LISTEN
+	{protoUDP, [2]string{"udp", "udp6"}, "07"}, // TCP_CLOSE: bound, not connected
+}
 
 // autoForward keeps the auto-forwarded ports in step with the namespace.
 type autoForward struct {
-	files [2]int          // /proc/net/tcp and tcp6 of the namespace, opened there
-	ports map[uint16]bool // bound in the namespace at the last scan
+	on    [len(autoTables)]bool
+	files [len(autoTables)][2]int // opened in the namespace; -1 if missing
+	ports [len(autoTables)]map[uint16]bool
 	buf   []byte
 }
 
-// setupAutoForward opens the namespace's socket tables, when -t is auto.
+// setupAutoForward opens the namespace's socket tables for the protocols
+// whose forwarding is "auto".
 func (c *ctx) setupAutoForward() error {
-	if c.cfg.noTCP || c.cfg.tcpFwd.mode != fwdAuto {
+	a := &autoForward{buf: make([]byte, 1<<16)}
+	a.on[0] = !c.cfg.noTCP && c.cfg.tcpFwd.mode == fwdAuto
+	a.on[1] = !c.cfg.noUDP && c.cfg.udpFwd.mode == fwdAuto
+	if !a.on[0] && !a.on[1] {
 		return nil
 	}
-	a := &autoForward{ports: map[uint16]bool{}, buf: make([]byte, 1<<16)}
 	err := c.ns.do(func() error {
-		for i, name := range []string{"/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"} {
-			fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				fd = -1 // no IPv6 in the namespace's kernel, for one
+		for t, table := range autoTables {
+			for i, name := range table.files {
+				fd, err := unix.Open("/proc/thread-self/net/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil || !a.on[t] {
+					fd = -1 // no IPv6 in the namespace's kernel, for one
+				}
+				a.files[t][i] = fd
 			}
-			a.files[i] = fd
+			a.ports[t] = map[uint16]bool{}
 		}
 		return nil
 	})
@@ -250,34 +306,45 @@ func (c *ctx) setupAutoForward() error {
 	return nil
 }
 
-// scanAutoForward opens and closes host listeners to match the
-// namespace's listening ports.
+// scanAutoForward opens and closes host sockets to match the namespace's
+// ports.
 func (c *ctx) scanAutoForward() {
 	a := c.auto
 	if a == nil {
 		return
 	}
-	now := map[uint16]bool{}
-	for _, fd := range a.files {
-		if fd >= 0 {
-			a.buf = readWhole(fd, a.buf[:cap(a.buf)])
-			listeningPorts(a.buf, now)
+	for t, table := range autoTables {
+		if !a.on[t] {
+			continue
 		}
+		now := map[uint16]bool{}
+		for _, fd := range a.files[t] {
+			if fd >= 0 {
+				a.buf = readWhole(fd, a.buf[:cap(a.buf)])
+				boundPorts(a.buf, table.state, now)
+			}
+		}
+		c.updateAutoListeners(table.proto, a.ports[t], now)
+		a.ports[t] = now
 	}
+}
+
+// updateAutoListeners opens listeners for new ports and closes those of
+// ports gone from the namespace.
+func (c *ctx) updateAutoListeners(proto uint8, before, now map[uint16]bool) {
 	for p := range now {
-		if !a.ports[p] {
-			if _, err := c.listenPort(protoTCP, netip.Addr{}, "", p, p, true); err != nil && debugOn() {
+		if !before[p] {
+			if _, err := c.listenPort(proto, netip.Addr{}, "", p, p, true); err != nil && debugOn() {
 				debugf("auto: port %d: %v", p, err)
 			}
 		}
 	}
 	for i := range c.listeners {
 		l := &c.listeners[i]
-		if l.fd >= 0 && l.auto && !now[l.port] {
+		if l.fd >= 0 && l.auto && l.proto == proto && !now[l.port] {
 			c.closeListener(i)
 		}
 	}
-	a.ports = now
 }
 
 // readWhole reads a /proc file from its start into buf, growing it.
@@ -295,13 +362,13 @@ func readWhole(fd int, buf []byte) []byte {
 	}
 }
 
-// listeningPorts adds the local ports of sockets in LISTEN state (0A) from
-// a /proc/net/tcp table (proc(5)) to ports.
-func listeningPorts(table []byte, ports map[uint16]bool) {
+// boundPorts adds the local ports of sockets in the given state from a
+// /proc/net socket table (proc(5)) to ports.
+func boundPorts(table []byte, state string, ports map[uint16]bool) {
 	lines := bytes.Split(table, []byte("\n"))
 	for _, line := range lines[min(1, len(lines)):] {
 		fields := bytes.Fields(line)
-		if len(fields) < 4 || string(fields[3]) != "0A" {
+		if len(fields) < 4 || string(fields[3]) != state {
 			continue
 		}
 		local := fields[1]

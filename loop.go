@@ -22,6 +22,8 @@ const (
 	kindPidfd                        // pidfd of the command or target process
 	kindTCP                          // the socket of a TCP flow
 	kindTCPListen                    // a listener of a forwarded TCP port
+	kindUDP                          // the socket of an outbound UDP flow
+	kindUDPListen                    // the socket of a forwarded UDP port
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
@@ -123,6 +125,10 @@ func (c *ctx) dispatch(ref epRef, events uint32) {
 		c.tcpSockEvent(ref.index(), events)
 	case kindTCPListen:
 		c.listenerReadable(ref.index())
+	case kindUDP:
+		c.udpSockEvent(ref.index(), events)
+	case kindUDPListen:
+		c.udpListenerReadable(ref.index())
 	}
 }
 

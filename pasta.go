@@ -58,9 +58,14 @@ type ctx struct {
 	connectAddr rawSockaddr
 	bindAddr    rawSockaddr
 	txOff       txOffload
+	gsoOff      txOffload
 	peekIov     []unix.Iovec // without SO_PEEK_OFF: skip, then payload
 	peekDiscard []byte
 	timersArmed bool
+
+	// UDP (udp.go).
+	udpBufs  *udpBuffers
+	sendAddr rawSockaddr
 
 	// Port forwarding (fwd.go).
 	listeners  []listener
@@ -81,6 +86,7 @@ type stats struct {
 	malformed   uint64 // frames dropped as malformed or truncated
 	unsupported uint64 // well-formed frames we have no handler for
 	icmpDropped uint64
+	udpDropped  uint64
 }
 
 // newCtx creates the loop state for a frame device. The caller adds
@@ -104,6 +110,7 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		tcpAcks:     make([]int32, 0, 256),
 		peekIov:     make([]unix.Iovec, 0, 1024),
 		peekDiscard: make([]byte, 1<<16),
+		udpBufs:     newUDPBuffers(),
 	}
 	c.ourMAC = defaultOurMAC
 	c.guestMAC = broadcastMAC
@@ -171,6 +178,8 @@ func (c *ctx) handleIPv4() {
 		c.handleDHCP()
 	case p.has(layers.LayerTypeTCP):
 		c.handleTCP(addrFrom4(p.ip4.SrcIP), addrFrom4(p.ip4.DstIP))
+	case p.has(layers.LayerTypeUDP):
+		c.handleUDP(addrFrom4(p.ip4.SrcIP), addrFrom4(p.ip4.DstIP))
 	case p.has(layers.LayerTypeICMPv4):
 		c.handleICMP4()
 	default:
@@ -188,6 +197,8 @@ func (c *ctx) handleIPv6() {
 		c.handleDHCPv6()
 	case p.has(layers.LayerTypeTCP):
 		c.handleTCP(addrFrom16(p.ip6.SrcIP), addrFrom16(p.ip6.DstIP))
+	case p.has(layers.LayerTypeUDP):
+		c.handleUDP(addrFrom16(p.ip6.SrcIP), addrFrom16(p.ip6.DstIP))
 	case p.has(layers.LayerTypeICMPv6NeighborSolicitation):
 		c.handleNeighborSolicitation()
 	case p.has(layers.LayerTypeICMPv6Echo):

@@ -14,11 +14,8 @@ func checkSupported(cfg *config) error {
 		set  bool
 		name string
 	}{
-		{explicitForwarding(cfg.udpFwd), "--udp-ports"},
 		{explicitForwarding(cfg.tcpNsFwd), "--tcp-ns"},
 		{explicitForwarding(cfg.udpNsFwd), "--udp-ns"},
-		{cfg.dnsForward4.IsValid() || cfg.dnsForward6.IsValid(), "--dns-forward"},
-		{cfg.dnsHost4.IsValid() || cfg.dnsHost6.IsValid(), "--dns-host"},
 		{cfg.runas != "", "--runas"},
 		{cfg.freebind, "--freebind"},
 		{cfg.hostLoToNsLo, "--host-lo-to-ns-lo"},

@@ -170,3 +170,56 @@ func acceptRaw(fd int, sa *rawSockaddr) (int, error) {
 func isTemporary(err error) bool {
 	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)
 }
+
+// sendDatagram sends a datagram on a connected socket, or to to.
+func sendDatagram(fd int, p []byte, to *rawSockaddr) error {
+	var base, name, nameLen uintptr
+	if len(p) > 0 {
+		base = uintptr(unsafe.Pointer(&p[0]))
+	}
+	if to != nil {
+		name, nameLen = uintptr(unsafe.Pointer(&to.raw)), uintptr(to.len)
+	}
+	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), base, uintptr(len(p)),
+		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, name, nameLen)
+	return errnoErr(e)
+}
+
+// recvmmsg receives up to len(hdrs) datagrams without blocking.
+func recvmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
+		uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// recvErrQueue reads one message from a socket's error queue (ip(7),
+// IP_RECVERR): the original payload into p, and the extended error.
+func recvErrQueue(fd int, p, ctrl []byte) (int, *unix.SockExtendedErr, error) {
+	iov := unix.Iovec{Base: &p[0], Len: uint64(len(p))}
+	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &ctrl[0], Controllen: uint64(len(ctrl))}
+	n, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+	if e != 0 {
+		return 0, nil, e
+	}
+	return int(n), extendedErr(ctrl[:msg.Controllen]), nil
+}
+
+// extendedErr finds the IP_RECVERR or IPV6_RECVERR control message.
+func extendedErr(ctrl []byte) *unix.SockExtendedErr {
+	for len(ctrl) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(ctrl) {
+			return nil
+		}
+		data := ctrl[unix.CmsgLen(0):h.Len]
+		if ((h.Level == unix.SOL_IP && h.Type == unix.IP_RECVERR) || (h.Level == unix.SOL_IPV6 && h.Type == unix.IPV6_RECVERR)) &&
+			len(data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})) {
+			return (*unix.SockExtendedErr)(unsafe.Pointer(&data[0]))
+		}
+		ctrl = ctrl[min(unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0)), len(ctrl)):]
+	}
+	return nil
+}

@@ -915,30 +915,57 @@ func putSynOptions(b []byte, mss uint16, ws uint8, withWS bool) {
 	b[5], b[6], b[7] = tcpOptNOP, tcpOptNOP, tcpOptNOP
 }
 
-// finishTCPFrame fills in the TCP checksum, or has the device do it (and
-// cut super-segments), and sends the frame.
+// finishTCPFrame completes a TCP frame of hl header and n payload bytes
+// and sends it; payloads over the MSS go out as a super-segment for the
+// device to cut (GSO).
 func (c *ctx) finishTCPFrame(buf []byte, f *flow, hl, n int) {
-	fr := buf[txHeadroom:]
 	l4 := ethHdrLen + ipHdrLen(f.guestAddr)
-	seg := fr[l4 : hl+n]
-	pseudo := pseudoHeaderSum(f.peerAddr, f.guestAddr, protoTCP, len(seg))
+	var gso *txOffload
+	if n > int(f.tcp.mss) {
+		gso = &c.gsoOff
+		*gso = txOffload{gsoType: vnetGSOTCPv4, gsoSize: f.tcp.mss, hdrLen: uint16(hl)}
+		if f.guestAddr.Is6() {
+			gso.gsoType = vnetGSOTCPv6
+		}
+	}
+	c.finishL4Frame(buf, f.peerAddr, f.guestAddr, protoTCP, l4, hl+n-l4, gso)
+}
+
+// l4ChecksumOffset is where TCP (RFC 9293 3.1) and UDP (RFC 768) keep
+// their checksum.
+func l4ChecksumOffset(proto uint8) int {
+	if proto == protoTCP {
+		return 16
+	}
+	return 6
+}
+
+// finishL4Frame fills in the TCP or UDP checksum of the segment of length
+// bytes at l4 in the frame, or has the device do it, and sends the frame.
+// gso, if not nil, describes segmentation; it needs a device with offloads
+// (the caller only builds super-segments for one).
+func (c *ctx) finishL4Frame(buf []byte, src, dst netip.Addr, proto uint8, l4, length int, gso *txOffload) {
+	seg := buf[txHeadroom+l4 : txHeadroom+l4+length]
+	sumAt := l4ChecksumOffset(proto)
+	pseudo := pseudoHeaderSum(src, dst, proto, length)
 	if !c.dev.offloads() {
-		binary.BigEndian.PutUint16(seg[16:18], foldChecksum(sumBytes(seg, pseudo)))
-		c.sendFrameOffload(buf, hl+n, nil)
+		sum := foldChecksum(sumBytes(seg, pseudo))
+		if sum == 0 && proto == protoUDP {
+			sum = 0xffff // RFC 768: a computed zero is sent as all ones
+		}
+		binary.BigEndian.PutUint16(seg[sumAt:], sum)
+		c.sendFrameOffload(buf, l4+length, nil)
 		return
 	}
 	// virtio 1.x 5.1.6.2: the field holds the folded pseudo-header sum, not
 	// complemented; the device adds the segment and complements.
-	binary.BigEndian.PutUint16(seg[16:18], ^foldChecksum(pseudo))
+	binary.BigEndian.PutUint16(seg[sumAt:], ^foldChecksum(pseudo))
 	off := &c.txOff
-	*off = txOffload{csumStart: uint16(l4), csumOffset: 16}
-	if n > int(f.tcp.mss) {
-		off.gsoType, off.gsoSize, off.hdrLen = vnetGSOTCPv4, f.tcp.mss, uint16(hl)
-		if f.guestAddr.Is6() {
-			off.gsoType = vnetGSOTCPv6
-		}
+	*off = txOffload{csumStart: uint16(l4), csumOffset: uint16(sumAt)}
+	if gso != nil {
+		off.gsoType, off.gsoSize, off.hdrLen = gso.gsoType, gso.gsoSize, gso.hdrLen
 	}
-	c.sendFrameOffload(buf, hl+n, off)
+	c.sendFrameOffload(buf, l4+length, off)
 }
 
 // tcpInbound starts a forwarded connection accepted on the host: a SYN to

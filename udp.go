@@ -1,0 +1,327 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// UDP translation. A flow is one (guest address and port, peer address and
+// port) pair, as the guest sees it:
+//
+//   - Outbound (the guest sends first): a host socket bound to an
+//     ephemeral port and connected to the (mapped) destination, so that
+//     replies find their way back and nobody else's datagrams are taken.
+//     ICMP errors for it come back through IP_RECVERR and are passed to the
+//     guest as ICMP errors, so that a closed port fails fast there too.
+//   - Inbound (-u): datagrams arriving on a forwarded port's socket go to
+//     the guest from the sender's address; the guest's replies go back to
+//     the sender through the same socket, so they come from the port the
+//     sender used.
+//
+// A flow lives until nothing has crossed it for 180 seconds. Socket reads
+// are batched with recvmmsg, straight into frame buffers behind room for
+// the headers.
+
+const (
+	udpTimeoutNS     = int64(180e9)
+	udpBatch         = 32  // datagrams per recvmmsg
+	icmpErrorQuote4  = 548 // RFC 1812 section 4.3.2.3: up to 576 bytes in all
+	icmpErrorQuote6  = 1280 - ipv6HdrLen - icmpHdrLen
+	icmpTypeUnreach  = 3 // RFC 792
+	icmp6TypeUnreach = 1 // RFC 4443 section 3.1
+	soEEOriginICMP   = 2 // SO_EE_ORIGIN_ICMP, ip(7)
+	soEEOriginICMP6  = 3
+	dnsPort          = 53
+	dnsOverTLSPort   = 853
+)
+
+type udpFlow struct {
+	hostPeer netip.AddrPort // the host-side peer: where datagrams go
+	listener int            // inbound flows: the listener replies go through; -1 otherwise
+}
+
+// udpBuffers holds the recvmmsg state: a frame buffer per datagram, with
+// the payload landing after the room for Ethernet, IP and UDP headers.
+type udpBuffers struct {
+	bufs  [udpBatch][]byte
+	iov   [udpBatch]unix.Iovec
+	hdrs  [udpBatch]unix.Mmsghdr
+	addrs [udpBatch]rawSockaddr
+	ctrl  []byte // control messages of the error queue
+}
+
+func newUDPBuffers() *udpBuffers {
+	u := &udpBuffers{ctrl: make([]byte, 512)}
+	for i := range u.bufs {
+		u.bufs[i] = make([]byte, txHeadroom+maxFrameLength)
+	}
+	return u
+}
+
+// payloadOffset is where a datagram's payload starts in a frame buffer
+// for a flow of the family of a.
+func udpPayloadOffset(a netip.Addr) int {
+	return txHeadroom + ethHdrLen + ipHdrLen(a) + udpHdrLen
+}
+
+// handleUDP handles a UDP datagram from the guest.
+func (c *ctx) handleUDP(src, dst netip.Addr) {
+	if c.cfg.noUDP {
+		return
+	}
+	u := &c.parser.udp
+	key := newFlowKey(protoUDP, src, uint16(u.SrcPort), dst, uint16(u.DstPort))
+	i, ok := c.flows.lookup(key)
+	if !ok {
+		if i, ok = c.udpNewFlow(key, src, dst); !ok {
+			c.stats.udpDropped++
+			return
+		}
+	}
+	f := c.flows.at(i)
+	f.lastActive = c.now
+	if err := c.udpSend(f, u.Payload); err != nil {
+		c.stats.udpDropped++
+		if debugOn() {
+			debugf("udp: flow %d: sending to %s: %v", i, f.udp.hostPeer, err)
+		}
+	}
+}
+
+// udpSend sends a guest datagram to the flow's host peer. A pending error
+// from an earlier ICMP message fails one send and is then cleared: the
+// datagram is sent again.
+func (c *ctx) udpSend(f *flow, payload []byte) error {
+	sock, to := f.sock, (*rawSockaddr)(nil)
+	if f.udp.listener >= 0 {
+		sock = c.listeners[f.udp.listener].fd
+		to = &c.sendAddr
+		to.set(f.udp.hostPeer)
+	}
+	err := sendDatagram(sock, payload, to)
+	if err != nil && (errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH)) {
+		err = sendDatagram(sock, payload, to)
+	}
+	return err
+}
+
+// udpNewFlow opens a connected socket for a datagram the guest sends to a
+// new peer.
+func (c *ctx) udpNewFlow(key flowKey, src, dst netip.Addr) (int, bool) {
+	u := &c.parser.udp
+	hostDst := c.mapDestination(netip.AddrPortFrom(dst, uint16(u.DstPort)), protoUDP)
+	sock, err := c.udpSocketFor(hostDst)
+	if err != nil {
+		if debugOn() {
+			debugf("udp: socket for %s: %v", hostDst, err)
+		}
+		return 0, false
+	}
+	i, ok := c.flows.alloc(flowUDP, key)
+	if !ok {
+		unix.Close(sock)
+		warnRateLimited(c, "flow table full: dropping UDP datagrams to new destinations")
+		return 0, false
+	}
+	f := c.flows.at(i)
+	f.sock = sock
+	f.guestAddr, f.guestPort = src, uint16(u.SrcPort)
+	f.peerAddr, f.peerPort = dst, uint16(u.DstPort)
+	f.udp = udpFlow{hostPeer: hostDst, listener: -1}
+	if err := c.epollAdd(sock, unix.EPOLLIN, makeRef(kindUDP, i)); err != nil {
+		c.flows.kill(c, i)
+		return 0, false
+	}
+	f.registered = true
+	if debugOn() {
+		debugf("udp: flow %d: %s:%d -> %s", i, src, u.SrcPort, hostDst)
+	}
+	return i, true
+}
+
+// udpSocketFor creates a non-blocking UDP socket connected to dst, with
+// ICMP errors queued for us (IP_RECVERR, ip(7)).
+func (c *ctx) udpSocketFor(dst netip.AddrPort) (int, error) {
+	family, level, opt := unix.AF_INET, unix.SOL_IP, unix.IP_RECVERR
+	if dst.Addr().Is6() {
+		family, level, opt = unix.AF_INET6, unix.SOL_IPV6, unix.IPV6_RECVERR
+	}
+	sock, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	_ = setsockoptInt(sock, level, opt, 1)
+	if err := c.bindOutbound(sock, dst.Addr()); err != nil {
+		unix.Close(sock)
+		return -1, err
+	}
+	c.connectAddr.set(dst)
+	if err := connectRaw(sock, &c.connectAddr); err != nil {
+		unix.Close(sock)
+		return -1, err
+	}
+	return sock, nil
+}
+
+// udpSockEvent handles readiness of an outbound flow's socket: datagrams
+// for the guest, or an ICMP error.
+func (c *ctx) udpSockEvent(i int, events uint32) {
+	f := c.flows.at(i)
+	if f.dead || f.typ != flowUDP {
+		return
+	}
+	if events&unix.EPOLLERR != 0 {
+		c.udpErrorQueue(f)
+	}
+	if events&unix.EPOLLIN != 0 {
+		n := c.udpReadBatch(f.sock, f.guestAddr)
+		for k := 0; k < n; k++ {
+			c.udpToGuest(f, k)
+		}
+	}
+}
+
+// udpReadBatch reads up to udpBatch datagrams from sock into the frame
+// buffers, for flows of the family of family, and returns how many.
+func (c *ctx) udpReadBatch(sock int, family netip.Addr) int {
+	u := c.udpBufs
+	off := udpPayloadOffset(family)
+	for k := range u.bufs {
+		u.iov[k] = unix.Iovec{Base: &u.bufs[k][off], Len: uint64(len(u.bufs[k]) - off)}
+		u.hdrs[k] = unix.Mmsghdr{Hdr: unix.Msghdr{
+			Name:    (*byte)(unsafe.Pointer(&u.addrs[k].raw)),
+			Namelen: uint32(unsafe.Sizeof(u.addrs[k].raw)),
+			Iov:     &u.iov[k],
+			Iovlen:  1,
+		}}
+	}
+	n, err := recvmmsg(sock, u.hdrs[:])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// udpToGuest sends datagram k of the last batch to the guest on flow f.
+func (c *ctx) udpToGuest(f *flow, k int) {
+	f.lastActive = c.now
+	size := int(c.udpBufs.hdrs[k].Len)
+	if c.mtu != 0 && size > c.mtu-ipHdrLen(f.guestAddr)-udpHdrLen {
+		c.stats.udpDropped++ // larger than the link MTU: the guest could not take it
+		return
+	}
+	c.sendUDPFrame(c.udpBufs.bufs[k], f, size)
+}
+
+// sendUDPFrame builds the headers in front of a payload already at
+// udpPayloadOffset in buf, and sends the frame to the guest.
+func (c *ctx) sendUDPFrame(buf []byte, f *flow, n int) {
+	fr := buf[txHeadroom:]
+	c.putEthernet(fr, etherTypeFor(f.guestAddr))
+	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, protoUDP, udpHdrLen+n)
+	l4 := ethHdrLen + ipl
+	h := fr[l4:]
+	binary.BigEndian.PutUint16(h[0:2], f.peerPort)
+	binary.BigEndian.PutUint16(h[2:4], f.guestPort)
+	binary.BigEndian.PutUint16(h[4:6], uint16(udpHdrLen+n))
+	c.finishL4Frame(buf, f.peerAddr, f.guestAddr, protoUDP, l4, udpHdrLen+n, nil)
+}
+
+// udpErrorQueue turns the ICMP errors queued on a flow's socket into ICMP
+// errors to the guest, about the datagram it sent.
+func (c *ctx) udpErrorQueue(f *flow) {
+	u := c.udpBufs
+	quote := u.bufs[0][:icmpErrorQuote6]
+	for range udpBatch {
+		n, ee, err := recvErrQueue(f.sock, quote, u.ctrl)
+		if err != nil {
+			break
+		}
+		if ee == nil || (ee.Origin != soEEOriginICMP && ee.Origin != soEEOriginICMP6) {
+			continue
+		}
+		c.sendICMPError(f, ee.Type, ee.Code, quote[:n])
+	}
+	_, _ = getsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_ERROR) // clear the pending error
+}
+
+// sendICMPError tells the guest that a datagram of flow f (whose first
+// payload bytes are in payload) could not be delivered: an ICMP (RFC 792)
+// or ICMPv6 (RFC 4443) error quoting the datagram as the guest sent it.
+func (c *ctx) sendICMPError(f *flow, typ, code uint8, payload []byte) {
+	fr := c.frame()
+	proto, limit := uint8(protoICMP), icmpErrorQuote4
+	if f.guestAddr.Is6() {
+		proto, limit = protoICMPv6, icmpErrorQuote6
+	}
+	quoteLen := min(ipHdrLen(f.guestAddr)+udpHdrLen+len(payload), limit)
+	c.putEthernet(fr, etherTypeFor(f.guestAddr))
+	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, proto, icmpHdrLen+quoteLen)
+	m := fr[ethHdrLen+ipl:]
+	m[0], m[1] = typ, code
+	clear(m[2:icmpHdrLen])
+	q := m[icmpHdrLen:]
+	qipl := putIPHeader(q, f.guestAddr, f.peerAddr, protoUDP, udpHdrLen+len(payload))
+	binary.BigEndian.PutUint16(q[qipl:], f.guestPort)
+	binary.BigEndian.PutUint16(q[qipl+2:], f.peerPort)
+	binary.BigEndian.PutUint16(q[qipl+4:], uint16(udpHdrLen+len(payload)))
+	binary.BigEndian.PutUint16(q[qipl+6:], 0)
+	copy(q[qipl+udpHdrLen:quoteLen], payload)
+	msg := m[:icmpHdrLen+quoteLen]
+	if proto == protoICMPv6 {
+		binary.BigEndian.PutUint16(msg[2:4], icmp6Checksum(f.peerAddr, f.guestAddr, msg))
+	} else {
+		binary.BigEndian.PutUint16(msg[2:4], checksum(msg))
+	}
+	c.sendFrame(ethHdrLen + ipl + len(msg))
+}
+
+// udpListenerReadable forwards datagrams from a -u listener to the guest,
+// creating a flow per sender.
+func (c *ctx) udpListenerReadable(li int) {
+	l := &c.listeners[li]
+	family := netip.IPv4Unspecified()
+	if l.v6 {
+		family = netip.IPv6Unspecified()
+	}
+	n := c.udpReadBatch(l.fd, family)
+	for k := 0; k < n; k++ {
+		if f := c.udpInboundFlow(li, c.udpBufs.addrs[k].addrPort()); f != nil {
+			c.udpToGuest(f, k)
+		}
+	}
+}
+
+// udpInboundFlow finds or creates the flow for a datagram from a host
+// peer to a forwarded port.
+func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
+	l := &c.listeners[li]
+	ic := c.ipConfFor(from.Addr())
+	src, ok := c.mapSource(from.Addr())
+	if !ic.enabled || !ok {
+		c.stats.udpDropped++
+		return nil
+	}
+	dst := ic.guestDestination(src)
+	key := newFlowKey(protoUDP, dst, l.target, src, from.Port())
+	if i, ok := c.flows.lookup(key); ok {
+		return c.flows.at(i)
+	}
+	i, ok := c.flows.alloc(flowUDP, key)
+	if !ok {
+		warnRateLimited(c, "flow table full: dropping UDP datagrams from new senders")
+		return nil
+	}
+	f := c.flows.at(i)
+	f.guestAddr, f.guestPort = dst, l.target
+	f.peerAddr, f.peerPort = src, from.Port()
+	f.udp = udpFlow{hostPeer: from, listener: li}
+	if debugOn() {
+		debugf("udp: flow %d: %s -> %s:%d forwarded", i, from, dst, l.target)
+	}
+	return f
+}
