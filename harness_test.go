@@ -200,3 +200,13 @@ func skipOrFail(t *testing.T, why string) {
 	}
 	t.Skip(why)
 }
+
+// rawRead and rawWrite are read(2) and write(2) without allocation, for
+// allocation tests.
+func rawRead(fd int, p []byte) (int, error) {
+	return recvFlags(fd, p, 0)
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	return sendNoSignal(fd, p)
+}

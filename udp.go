@@ -228,6 +228,7 @@ func (c *ctx) sendUDPFrame(buf []byte, f *flow, n int) {
 	binary.BigEndian.PutUint16(h[0:2], f.peerPort)
 	binary.BigEndian.PutUint16(h[2:4], f.guestPort)
 	binary.BigEndian.PutUint16(h[4:6], uint16(udpHdrLen+n))
+	h[6], h[7] = 0, 0
 	c.finishL4Frame(buf, f.peerAddr, f.guestAddr, protoUDP, l4, udpHdrLen+n, nil)
 }
 
