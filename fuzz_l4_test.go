@@ -105,12 +105,8 @@ func FuzzUDP(f *testing.F) {
 // The TCP data path allocates nothing per segment: guest data to the
 // socket, socket data to the guest, and the guest's ACKs.
 func TestTCPDataPathAllocatesNothing(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.handshake()
-	host := waitConn(t, conns)
+	tp, g, host, _ := connectGuest(t, nil)
+	port := g.peerPort
 	go func() {
 		buf := make([]byte, 1<<16)
 		for {

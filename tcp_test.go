@@ -204,13 +204,24 @@ func waitConn(t *testing.T, ch <-chan *net.TCPConn) *net.TCPConn {
 	return nil
 }
 
-func TestTCPHandshakeOptions(t *testing.T) {
+// connectGuest connects a guest to a listener on the host's loopback
+// through pasta (adjust, if not nil, sets the guest's options first), and
+// returns the harness, the guest, the host's end and pasta's SYN-ACK.
+func connectGuest(t *testing.T, adjust func(*tcpGuest)) (*testPasta, *tcpGuest, *net.TCPConn, *layers.TCP) {
+	t.Helper()
 	l, port := listenLoopback(t)
 	conns := acceptOne(t, l)
 	tp := newTestPasta(t, nil)
 	g := newTCPGuest(t, tp, port)
+	if adjust != nil {
+		adjust(g)
+	}
 	synack := g.handshake()
-	waitConn(t, conns)
+	return tp, g, waitConn(t, conns), synack
+}
+
+func TestTCPHandshakeOptions(t *testing.T) {
+	_, _, _, synack := connectGuest(t, nil)
 	var mss, ws = -1, -1
 	for _, o := range synack.Options {
 		switch o.OptionType {
@@ -232,12 +243,7 @@ func TestTCPHandshakeOptions(t *testing.T) {
 }
 
 func TestTCPNoWindowScaleUnlessOffered(t *testing.T) {
-	l, port := listenLoopback(t)
-	acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.wscale = -1
-	synack := g.handshake()
+	_, _, _, synack := connectGuest(t, func(g *tcpGuest) { g.wscale = -1 })
 	for _, o := range synack.Options {
 		if o.OptionType == layers.TCPOptionKindWindowScale {
 			t.Fatalf("SYN-ACK scales windows the guest did not offer to scale (RFC 7323 section 2.2)")
@@ -246,12 +252,7 @@ func TestTCPNoWindowScaleUnlessOffered(t *testing.T) {
 }
 
 func TestTCPDataBothWays(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.handshake()
-	host := waitConn(t, conns)
+	_, g, host, _ := connectGuest(t, nil)
 
 	up := bytes.Repeat([]byte("guest to host "), 1000) // several segments
 	g.send(up)
@@ -271,14 +272,7 @@ func TestTCPDataBothWays(t *testing.T) {
 }
 
 func TestTCPRespectsGuestWindow(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.wscale = 0
-	g.window = 3000
-	g.handshake()
-	host := waitConn(t, conns)
+	tp, g, host, _ := connectGuest(t, func(g *tcpGuest) { g.wscale, g.window = 0, 3000 })
 	if _, err := host.Write(make([]byte, 20000)); err != nil {
 		t.Fatal(err)
 	}
@@ -306,12 +300,7 @@ func TestTCPRespectsGuestWindow(t *testing.T) {
 }
 
 func TestTCPRetransmitsUnacknowledgedData(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.handshake()
-	host := waitConn(t, conns)
+	tp, g, host, _ := connectGuest(t, nil)
 	msg := []byte("this segment gets lost on the way to the guest")
 	if _, err := host.Write(msg); err != nil {
 		t.Fatal(err)
@@ -330,12 +319,7 @@ func TestTCPRetransmitsUnacknowledgedData(t *testing.T) {
 }
 
 func TestTCPFastRetransmitOnDuplicateAcks(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.handshake()
-	host := waitConn(t, conns)
+	_, g, host, _ := connectGuest(t, nil)
 	data := bytes.Repeat([]byte{'x'}, 4*1460)
 	if _, err := host.Write(data); err != nil {
 		t.Fatal(err)
@@ -355,13 +339,7 @@ func TestTCPFastRetransmitOnDuplicateAcks(t *testing.T) {
 }
 
 func TestTCPZeroWindowProbe(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.wscale = 0
-	g.handshake()
-	host := waitConn(t, conns)
+	tp, g, host, _ := connectGuest(t, func(g *tcpGuest) { g.wscale = 0 })
 	g.window = 0
 	g.segment("A", g.seq, nil)
 	if _, err := host.Write([]byte("waiting")); err != nil {
@@ -382,12 +360,7 @@ func TestTCPZeroWindowProbe(t *testing.T) {
 }
 
 func TestTCPHalfCloseBothWays(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.handshake()
-	host := waitConn(t, conns)
+	tp, g, host, _ := connectGuest(t, nil)
 
 	// Guest FIN: the host reads end of file but can still send.
 	g.segment("AF", g.seq, []byte("bye"))
@@ -433,12 +406,7 @@ func TestTCPRefusedConnectionGetsReset(t *testing.T) {
 }
 
 func TestTCPResetFromGuestResetsHost(t *testing.T) {
-	l, port := listenLoopback(t)
-	conns := acceptOne(t, l)
-	tp := newTestPasta(t, nil)
-	g := newTCPGuest(t, tp, port)
-	g.handshake()
-	host := waitConn(t, conns)
+	_, g, host, _ := connectGuest(t, nil)
 	g.segment("R", g.seq, nil)
 	_ = host.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := host.Read(make([]byte, 1)); err == nil || err == io.EOF {
