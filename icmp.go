@@ -23,10 +23,6 @@ const (
 	maxPingReadsPerRun = 64
 )
 
-type pingFlow struct {
-	hostDst netip.Addr // where the socket sends, after address mapping
-}
-
 // handleICMP4 forwards an IPv4 echo request from the guest.
 func (c *ctx) handleICMP4() {
 	p := c.parser
@@ -74,7 +70,7 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 	if _, err := unix.Write(f.sock, msg); err != nil {
 		c.stats.icmpDropped++
 		if debugOn() {
-			debugf("ping: sending to %s: %v", f.ping.hostDst, err)
+			debugf("ping: sending to %s: %v", f.peerAddr(), err)
 		}
 	}
 }
@@ -97,8 +93,6 @@ func (c *ctx) newPingFlow(key flowKey, proto uint8, src, dst netip.Addr, id uint
 	}
 	f := &c.flows.flows[i]
 	f.sock = sock
-	f.guestAddr, f.peerAddr, f.guestPort = src, dst, id
-	f.ping.hostDst = hostDst
 	if err := c.epollAdd(sock, unix.EPOLLIN, makeRef(kindPing, i)); err != nil {
 		c.flows.kill(c, i)
 		return 0, false
@@ -204,15 +198,15 @@ func (c *ctx) sendEchoReply(f *flow, msg []byte) {
 		return
 	}
 	fr := c.frame()
-	c.putEthernet(fr, etherTypeFor(f.peerAddr))
-	hl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, f.key.proto, len(msg))
+	c.putEthernet(fr, etherTypeFor(f.peerAddr()))
+	hl := putIPHeader(fr[ethHdrLen:], f.peerAddr(), f.guestAddr(), f.key.proto, len(msg))
 	m := fr[ethHdrLen+hl : ethHdrLen+hl+len(msg)]
 	copy(m, msg)
-	binary.BigEndian.PutUint16(m[4:6], f.guestPort)
+	binary.BigEndian.PutUint16(m[4:6], f.guestPort())
 	m[2], m[3] = 0, 0
 	var sum uint16
 	if f.key.proto == protoICMPv6 {
-		sum = icmp6Checksum(f.peerAddr, f.guestAddr, m)
+		sum = icmp6Checksum(f.peerAddr(), f.guestAddr(), m)
 	} else {
 		sum = checksum(m)
 	}

@@ -64,8 +64,7 @@ type ctx struct {
 	timersArmed bool
 
 	// UDP (udp.go).
-	udpBufs  *udpBuffers
-	sendAddr rawSockaddr
+	udpBufs *udpBuffers
 
 	// Port forwarding (fwd.go).
 	listeners  []listener

@@ -105,7 +105,6 @@ type tcpConn struct {
 	deadline   int64  // timer expiry, monotonic ns; 0 when no timer runs
 	rto        int64  // current retransmission timeout
 	events     uint32 // epoll events the socket is registered for
-	hostPeer   netip.AddrPort
 }
 
 // seqLT and friends compare sequence numbers modulo 2^32 (RFC 9293
@@ -167,11 +166,8 @@ func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 	}
 	f := c.flows.at(i)
 	f.sock = sock
-	f.guestAddr, f.peerAddr = src, dst
-	f.guestPort, f.peerPort = uint16(t.SrcPort), uint16(t.DstPort)
 	f.lastActive = c.now
 	tc := &f.tcp
-	tc.hostPeer = hostDst
 	tc.rcvNxt = t.Seq + 1
 	c.tcpTakeSynOptions(f)
 	tc.sndWnd = uint32(t.Window) // RFC 7323 section 2.2: never scaled in a SYN
@@ -238,7 +234,7 @@ func (c *ctx) bindOutbound(sock int, dst netip.Addr) error {
 func (c *ctx) tcpTakeSynOptions(f *flow) {
 	tc := &f.tcp
 	mss := tcpDefaultMSS4
-	if f.guestAddr.Is6() {
+	if f.guestAddr().Is6() {
 		mss = tcpDefaultMSS6
 	}
 	ws := -1
@@ -251,7 +247,7 @@ func (c *ctx) tcpTakeSynOptions(f *flow) {
 			ws = min(int(o.OptionData[0]), tcpMaxWS) // RFC 7323 section 2.3: at most 14
 		}
 	}
-	tc.mss = uint16(max(min(mss, c.tcpMaxMSS(f.guestAddr)), 1))
+	tc.mss = uint16(max(min(mss, c.tcpMaxMSS(f.guestAddr())), 1))
 	if ws >= 0 {
 		tc.sndWS, tc.rcvWS, tc.wsOK = uint8(ws), tcpOurWS, true
 	}
@@ -271,7 +267,7 @@ func (c *ctx) tcpMaxMSS(a netip.Addr) int {
 func (c *ctx) tcpConnectFailed(i int, err error) {
 	f := c.flows.at(i)
 	if debugOn() {
-		debugf("tcp: flow %d: connecting to %s: %v", i, f.tcp.hostPeer, err)
+		debugf("tcp: flow %d: connecting to %s:%d: %v", i, f.peerAddr(), f.peerPort(), err)
 	}
 	c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagRST|tcpFlagACK)
 	c.flows.kill(c, i)
@@ -283,7 +279,7 @@ func (c *ctx) tcpConnectFailed(i int, err error) {
 func (c *ctx) tcpResetUnknown(src, dst netip.Addr) {
 	t := &c.parser.tcp
 	f := &c.scratchFlow
-	*f = flow{guestAddr: src, peerAddr: dst, guestPort: uint16(t.SrcPort), peerPort: uint16(t.DstPort)}
+	*f = flow{key: newFlowKey(protoTCP, src, uint16(t.SrcPort), dst, uint16(t.DstPort))}
 	if t.ACK {
 		c.tcpSendFlags(f, t.Ack, tcpFlagRST)
 		return
@@ -622,7 +618,7 @@ func (c *ctx) tcpSocketToGuest(i int) {
 		c.tcpSetReadable(i, false)
 		return
 	}
-	hdr := ethHdrLen + ipHdrLen(f.guestAddr) + tcpHdrLen
+	hdr := ethHdrLen + ipHdrLen(f.guestAddr()) + tcpHdrLen
 	limit := int(tc.mss)
 	if c.dev.offloads() {
 		limit = tcpMaxGSOBytes
@@ -880,11 +876,11 @@ func (c *ctx) putTCPFrameHeaders(fr []byte, f *flow, seq uint32, flags uint8, n 
 	if syn {
 		thl += tcpSynOptsLen
 	}
-	c.putEthernet(fr, etherTypeFor(f.guestAddr))
-	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, protoTCP, thl+n)
+	c.putEthernet(fr, etherTypeFor(f.guestAddr()))
+	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr(), f.guestAddr(), protoTCP, thl+n)
 	t := fr[ethHdrLen+ipl:]
-	binary.BigEndian.PutUint16(t[0:2], f.peerPort)
-	binary.BigEndian.PutUint16(t[2:4], f.guestPort)
+	binary.BigEndian.PutUint16(t[0:2], f.peerPort())
+	binary.BigEndian.PutUint16(t[2:4], f.guestPort())
 	binary.BigEndian.PutUint32(t[4:8], seq)
 	ack := tc.rcvNxt
 	if flags&tcpFlagACK == 0 {
@@ -898,7 +894,7 @@ func (c *ctx) putTCPFrameHeaders(fr []byte, f *flow, seq uint32, flags uint8, n 
 	if syn {
 		// RFC 7323 section 2.2: offer scaling in our SYN, and in a SYN-ACK
 		// only if the guest offered it.
-		putSynOptions(t[tcpHdrLen:], uint16(c.tcpMaxMSS(f.guestAddr)), tcpOurWS, tc.wsOK || tc.state&tcpSynSent != 0)
+		putSynOptions(t[tcpHdrLen:], uint16(c.tcpMaxMSS(f.guestAddr())), tcpOurWS, tc.wsOK || tc.state&tcpSynSent != 0)
 	}
 	return ethHdrLen + ipl + thl
 }
@@ -919,16 +915,16 @@ func putSynOptions(b []byte, mss uint16, ws uint8, withWS bool) {
 // and sends it; payloads over the MSS go out as a super-segment for the
 // device to cut (GSO).
 func (c *ctx) finishTCPFrame(buf []byte, f *flow, hl, n int) {
-	l4 := ethHdrLen + ipHdrLen(f.guestAddr)
+	l4 := ethHdrLen + ipHdrLen(f.guestAddr())
 	var gso *txOffload
 	if n > int(f.tcp.mss) {
 		gso = &c.gsoOff
 		*gso = txOffload{gsoType: vnetGSOTCPv4, gsoSize: f.tcp.mss, hdrLen: uint16(hl)}
-		if f.guestAddr.Is6() {
+		if f.guestAddr().Is6() {
 			gso.gsoType = vnetGSOTCPv6
 		}
 	}
-	c.finishL4Frame(buf, f.peerAddr, f.guestAddr, protoTCP, l4, hl+n-l4, gso)
+	c.finishL4Frame(buf, f.peerAddr(), f.guestAddr(), protoTCP, l4, hl+n-l4, gso)
 }
 
 // l4ChecksumOffset is where TCP (RFC 9293 3.1) and UDP (RFC 768) keep
@@ -994,11 +990,8 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16) {
 	}
 	f := c.flows.at(i)
 	f.sock = fd
-	f.guestAddr, f.guestPort = dst, target
-	f.peerAddr, f.peerPort = src, peer.Port()
 	f.lastActive = c.now
 	tc := &f.tcp
-	tc.hostPeer = peer
 	tc.iss = rand.Uint32()
 	tc.sndUna, tc.sndNxt = tc.iss, tc.iss+1
 	tc.rcvWS = tcpOurWS

@@ -40,8 +40,8 @@ const (
 )
 
 type udpFlow struct {
-	hostPeer netip.AddrPort // the host-side peer: where datagrams go
-	listener int            // inbound flows: the listener replies go through; -1 otherwise
+	hostPeer rawSockaddr // the host-side peer: where datagrams go
+	listener int         // inbound flows: the listener replies go through; -1 otherwise
 }
 
 // udpBuffers holds the recvmmsg state: a frame buffer per datagram, with
@@ -87,7 +87,7 @@ func (c *ctx) handleUDP(src, dst netip.Addr) {
 	if err := c.udpSend(f, u.Payload); err != nil {
 		c.stats.udpDropped++
 		if debugOn() {
-			debugf("udp: flow %d: sending to %s: %v", i, f.udp.hostPeer, err)
+			debugf("udp: flow %d: sending to %s: %v", i, f.udp.hostPeer.addrPort(), err)
 		}
 	}
 }
@@ -98,9 +98,7 @@ func (c *ctx) handleUDP(src, dst netip.Addr) {
 func (c *ctx) udpSend(f *flow, payload []byte) error {
 	sock, to := f.sock, (*rawSockaddr)(nil)
 	if f.udp.listener >= 0 {
-		sock = c.listeners[f.udp.listener].fd
-		to = &c.sendAddr
-		to.set(f.udp.hostPeer)
+		sock, to = c.listeners[f.udp.listener].fd, &f.udp.hostPeer
 	}
 	err := sendDatagram(sock, payload, to)
 	if err != nil && (errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH)) {
@@ -129,9 +127,8 @@ func (c *ctx) udpNewFlow(key flowKey, src, dst netip.Addr) (int, bool) {
 	}
 	f := c.flows.at(i)
 	f.sock = sock
-	f.guestAddr, f.guestPort = src, uint16(u.SrcPort)
-	f.peerAddr, f.peerPort = dst, uint16(u.DstPort)
-	f.udp = udpFlow{hostPeer: hostDst, listener: -1}
+	f.udp.listener = -1
+	f.udp.hostPeer.set(hostDst)
 	if err := c.epollAdd(sock, unix.EPOLLIN, makeRef(kindUDP, i)); err != nil {
 		c.flows.kill(c, i)
 		return 0, false
@@ -178,7 +175,7 @@ func (c *ctx) udpSockEvent(i int, events uint32) {
 		c.udpErrorQueue(f)
 	}
 	if events&unix.EPOLLIN != 0 {
-		n := c.udpReadBatch(f.sock, f.guestAddr)
+		n := c.udpReadBatch(f.sock, f.guestAddr())
 		for k := 0; k < n; k++ {
 			c.udpToGuest(f, k)
 		}
@@ -210,7 +207,7 @@ func (c *ctx) udpReadBatch(sock int, family netip.Addr) int {
 func (c *ctx) udpToGuest(f *flow, k int) {
 	f.lastActive = c.now
 	size := int(c.udpBufs.hdrs[k].Len)
-	if c.mtu != 0 && size > c.mtu-ipHdrLen(f.guestAddr)-udpHdrLen {
+	if c.mtu != 0 && size > c.mtu-ipHdrLen(f.guestAddr())-udpHdrLen {
 		c.stats.udpDropped++ // larger than the link MTU: the guest could not take it
 		return
 	}
@@ -221,15 +218,15 @@ func (c *ctx) udpToGuest(f *flow, k int) {
 // udpPayloadOffset in buf, and sends the frame to the guest.
 func (c *ctx) sendUDPFrame(buf []byte, f *flow, n int) {
 	fr := buf[txHeadroom:]
-	c.putEthernet(fr, etherTypeFor(f.guestAddr))
-	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, protoUDP, udpHdrLen+n)
+	c.putEthernet(fr, etherTypeFor(f.guestAddr()))
+	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr(), f.guestAddr(), protoUDP, udpHdrLen+n)
 	l4 := ethHdrLen + ipl
 	h := fr[l4:]
-	binary.BigEndian.PutUint16(h[0:2], f.peerPort)
-	binary.BigEndian.PutUint16(h[2:4], f.guestPort)
+	binary.BigEndian.PutUint16(h[0:2], f.peerPort())
+	binary.BigEndian.PutUint16(h[2:4], f.guestPort())
 	binary.BigEndian.PutUint16(h[4:6], uint16(udpHdrLen+n))
 	h[6], h[7] = 0, 0
-	c.finishL4Frame(buf, f.peerAddr, f.guestAddr, protoUDP, l4, udpHdrLen+n, nil)
+	c.finishL4Frame(buf, f.peerAddr(), f.guestAddr(), protoUDP, l4, udpHdrLen+n, nil)
 }
 
 // udpErrorQueue turns the ICMP errors queued on a flow's socket into ICMP
@@ -256,25 +253,25 @@ func (c *ctx) udpErrorQueue(f *flow) {
 func (c *ctx) sendICMPError(f *flow, typ, code uint8, payload []byte) {
 	fr := c.frame()
 	proto, limit := uint8(protoICMP), icmpErrorQuote4
-	if f.guestAddr.Is6() {
+	if f.guestAddr().Is6() {
 		proto, limit = protoICMPv6, icmpErrorQuote6
 	}
-	quoteLen := min(ipHdrLen(f.guestAddr)+udpHdrLen+len(payload), limit)
-	c.putEthernet(fr, etherTypeFor(f.guestAddr))
-	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr, f.guestAddr, proto, icmpHdrLen+quoteLen)
+	quoteLen := min(ipHdrLen(f.guestAddr())+udpHdrLen+len(payload), limit)
+	c.putEthernet(fr, etherTypeFor(f.guestAddr()))
+	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr(), f.guestAddr(), proto, icmpHdrLen+quoteLen)
 	m := fr[ethHdrLen+ipl:]
 	m[0], m[1] = typ, code
 	clear(m[2:icmpHdrLen])
 	q := m[icmpHdrLen:]
-	qipl := putIPHeader(q, f.guestAddr, f.peerAddr, protoUDP, udpHdrLen+len(payload))
-	binary.BigEndian.PutUint16(q[qipl:], f.guestPort)
-	binary.BigEndian.PutUint16(q[qipl+2:], f.peerPort)
+	qipl := putIPHeader(q, f.guestAddr(), f.peerAddr(), protoUDP, udpHdrLen+len(payload))
+	binary.BigEndian.PutUint16(q[qipl:], f.guestPort())
+	binary.BigEndian.PutUint16(q[qipl+2:], f.peerPort())
 	binary.BigEndian.PutUint16(q[qipl+4:], uint16(udpHdrLen+len(payload)))
 	binary.BigEndian.PutUint16(q[qipl+6:], 0)
 	copy(q[qipl+udpHdrLen:quoteLen], payload)
 	msg := m[:icmpHdrLen+quoteLen]
 	if proto == protoICMPv6 {
-		binary.BigEndian.PutUint16(msg[2:4], icmp6Checksum(f.peerAddr, f.guestAddr, msg))
+		binary.BigEndian.PutUint16(msg[2:4], icmp6Checksum(f.peerAddr(), f.guestAddr(), msg))
 	} else {
 		binary.BigEndian.PutUint16(msg[2:4], checksum(msg))
 	}
@@ -318,9 +315,8 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 		return nil
 	}
 	f := c.flows.at(i)
-	f.guestAddr, f.guestPort = dst, l.target
-	f.peerAddr, f.peerPort = src, from.Port()
-	f.udp = udpFlow{hostPeer: from, listener: li}
+	f.udp.listener = li
+	f.udp.hostPeer.set(from)
 	if debugOn() {
 		debugf("udp: flow %d: %s -> %s:%d forwarded", i, from, dst, l.target)
 	}
