@@ -38,11 +38,20 @@ const (
 // reexec prepares a command that runs this binary again with the same
 // arguments in the given stage.
 func reexec(stage string) *exec.Cmd {
-	cmd := exec.Command("/proc/self/exe", os.Args[1:]...)
+	cmd := exec.Command(selfPath(), os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(withoutStageEnv(os.Environ()), envStage+"="+stage)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	return cmd
+}
+
+// selfPath is this binary's path. Executing it by name rather than through
+// /proc/self/exe keeps the process name "pasta" for ps, pgrep and Podman.
+func selfPath() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return "/proc/self/exe"
 }
 
 func withoutStageEnv(env []string) []string {

@@ -34,7 +34,7 @@ func run() int {
 		return 0
 	}
 	if cfg.showVersion {
-		fmt.Printf("%s\nA Go implementation of pasta, compatible with passt's pasta(1).\n", versionString)
+		fmt.Println(versionString) // one line: Podman shows all of it in podman info
 		return 0
 	}
 	if err := checkSupported(cfg); err != nil {

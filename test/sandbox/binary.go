@@ -113,14 +113,14 @@ func isGopastaRoot(dir string) bool {
 	return false
 }
 
+// goTool finds the go command: on PATH, else where these machines keep it.
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
+	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return "go"
+	return "/usr/local/go/bin/go"
 }
 
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func build() {
 	root, err := ModuleRoot()
