@@ -19,10 +19,11 @@ import (
 type flowType uint8
 
 const (
-	flowFree flowType = iota
-	flowPing          // ICMP or ICMPv6 echo
-	flowTCP           // a TCP connection
-	flowUDP           // a UDP exchange
+	flowFree   flowType = iota
+	flowPing            // ICMP or ICMPv6 echo
+	flowTCP             // a TCP connection
+	flowUDP             // a UDP exchange
+	flowSplice          // a local TCP connection spliced into the namespace
 )
 
 // flowCapacity bounds the number of concurrent flows.
@@ -56,8 +57,9 @@ type flow struct {
 	activePos  int32 // position in flowTable.active
 	index      int32 // this flow's slot
 
-	tcp tcpConn
-	udp udpFlow
+	tcp    tcpConn
+	udp    udpFlow
+	splice spliceConn
 }
 
 type flowTable struct {
@@ -114,6 +116,19 @@ func (t *flowTable) alloc(typ flowType, k flowKey) (int, bool) {
 	return int(i), true
 }
 
+// allocUnindexed takes a free slot for a flow that is not found from the
+// guest side (spliced flows never cross the tap).
+func (t *flowTable) allocUnindexed(typ flowType) (int, bool) {
+	if len(t.free) == 0 {
+		return 0, false
+	}
+	i := t.free[len(t.free)-1]
+	t.free = t.free[:len(t.free)-1]
+	t.flows[i] = flow{typ: typ, sock: -1, activePos: int32(len(t.active)), index: i}
+	t.active = append(t.active, i)
+	return int(i), true
+}
+
 // kill closes a flow's socket and unindexes it; the slot is freed by sweep.
 func (t *flowTable) kill(c *ctx, i int) {
 	f := &t.flows[i]
@@ -158,11 +173,19 @@ func (t *flowTable) expire(c *ctx) {
 		if debugOn() {
 			debugf("flow %d: idle timeout", i)
 		}
-		if f.typ == flowTCP {
-			c.tcpResetBoth(int(i))
-			continue
-		}
-		t.kill(c, int(i))
+		c.closeFlow(int(i))
+	}
+}
+
+// closeFlow ends a flow the way its type requires: TCP peers are reset.
+func (c *ctx) closeFlow(i int) {
+	switch c.flows.at(i).typ {
+	case flowTCP:
+		c.tcpResetBoth(i)
+	case flowSplice:
+		c.spliceClose(i, true)
+	default:
+		c.flows.kill(c, i)
 	}
 }
 
@@ -188,7 +211,7 @@ func idleTimeout(typ flowType) int64 {
 	switch typ {
 	case flowPing:
 		return pingTimeoutNS
-	case flowTCP:
+	case flowTCP, flowSplice:
 		return tcpIdleTimeoutNS
 	case flowUDP:
 		return udpTimeoutNS

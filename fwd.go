@@ -247,7 +247,12 @@ func (c *ctx) listenerReadable(i int) {
 			}
 			return
 		}
-		c.tcpInbound(fd, c.acceptAddr.addrPort(), l.target)
+		peer := c.acceptAddr.addrPort()
+		if c.spliceable(peer.Addr()) {
+			c.spliceInbound(fd, peer, l.target)
+			continue
+		}
+		c.tcpInbound(fd, peer, l.target)
 	}
 }
 

@@ -24,6 +24,8 @@ const (
 	kindTCPListen                    // a listener of a forwarded TCP port
 	kindUDP                          // the socket of an outbound UDP flow
 	kindUDPListen                    // the socket of a forwarded UDP port
+	kindSpliceHost                   // the host side of a spliced connection
+	kindSpliceNs                     // the namespace side of a spliced connection
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
@@ -129,6 +131,10 @@ func (c *ctx) dispatch(ref epRef, events uint32) {
 		c.udpSockEvent(ref.index(), events)
 	case kindUDPListen:
 		c.udpListenerReadable(ref.index())
+	case kindSpliceHost:
+		c.spliceEvent(ref.index(), sideHost, events)
+	case kindSpliceNs:
+		c.spliceEvent(ref.index(), sideNs, events)
 	}
 }
 

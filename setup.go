@@ -18,7 +18,6 @@ func checkSupported(cfg *config) error {
 		{explicitForwarding(cfg.udpNsFwd), "--udp-ns"},
 		{cfg.runas != "", "--runas"},
 		{cfg.freebind, "--freebind"},
-		{cfg.hostLoToNsLo, "--host-lo-to-ns-lo"},
 	}
 	for _, u := range unsupported {
 		if u.set {

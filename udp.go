@@ -42,6 +42,7 @@ const (
 type udpFlow struct {
 	hostPeer rawSockaddr // the host-side peer: where datagrams go
 	listener int         // inbound flows: the listener replies go through; -1 otherwise
+	spliced  bool        // a local sender's flow: sock is in the namespace (splice.go)
 }
 
 // udpBuffers holds the recvmmsg state: a frame buffer per datagram, with
@@ -174,11 +175,16 @@ func (c *ctx) udpSockEvent(i int, events uint32) {
 	if events&unix.EPOLLERR != 0 {
 		c.udpErrorQueue(f)
 	}
-	if events&unix.EPOLLIN != 0 {
-		n := c.udpReadBatch(f.sock, f.guestAddr())
-		for k := 0; k < n; k++ {
-			c.udpToGuest(f, k)
-		}
+	if events&unix.EPOLLIN == 0 {
+		return
+	}
+	if f.udp.spliced {
+		c.udpSplicedReplies(f)
+		return
+	}
+	n := c.udpReadBatch(f.sock, f.guestAddr())
+	for k := 0; k < n; k++ {
+		c.udpToGuest(f, k)
 	}
 }
 
@@ -288,7 +294,12 @@ func (c *ctx) udpListenerReadable(li int) {
 	}
 	n := c.udpReadBatch(l.fd, family)
 	for k := 0; k < n; k++ {
-		if f := c.udpInboundFlow(li, c.udpBufs.addrs[k].addrPort()); f != nil {
+		from := c.udpBufs.addrs[k].addrPort()
+		if c.spliceable(from.Addr()) {
+			c.udpSpliceDatagram(li, from, k)
+			continue
+		}
+		if f := c.udpInboundFlow(li, from); f != nil {
 			c.udpToGuest(f, k)
 		}
 	}

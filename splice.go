@@ -1,0 +1,363 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// The spliced path for local traffic (pasta(1), NOTES: "Handling of local
+// traffic in pasta"). A client on the host's loopback connecting to a
+// forwarded port is not sent through the tap: the flow gets a second
+// socket, made in the namespace and connected there to the namespace's own
+// address (or to its loopback with --host-lo-to-ns-lo), and the two TCP
+// sockets are joined with splice(2) through a pipe per direction, so data
+// never enters user space. The namespace sees the connection coming from
+// its own address: loopback addresses can't cross the tap. UDP datagrams
+// take the same short cut through a socket connected in the namespace.
+
+const (
+	splicePipeSize = 1 << 20 // F_SETPIPE_SZ: bytes in flight per direction
+	spliceMaxRun   = 64      // splice rounds per wakeup, for fairness
+	sideHost       = 0       // the accepted socket, on the host
+	sideNs         = 1       // the socket in the namespace
+)
+
+// spliceConn is the state of a spliced TCP connection. Direction d moves
+// data read from side d to side 1-d, through pipes[d].
+type spliceConn struct {
+	ns         int       // the namespace-side socket (the flow's sock is the host side)
+	pipes      [2][2]int // per direction: read end, write end
+	queued     [2]int    // bytes waiting in each pipe
+	eof        [2]bool   // side d will send no more
+	shut       [2]bool   // side 1-d was shut down for writing after eof[d]
+	connecting bool
+	events     [2]uint32 // epoll events registered for each side
+	registered [2]bool   // each side's socket is in the epoll set
+}
+
+// spliceable tells whether a forwarded connection from peer takes the
+// spliced path: local clients, unless --no-splice.
+func (c *ctx) spliceable(peer netip.Addr) bool {
+	return !c.cfg.noSplice && peer.IsLoopback()
+}
+
+// nsTarget is where a spliced flow connects in the namespace: its own
+// address, or its loopback with --host-lo-to-ns-lo.
+func (c *ctx) nsTarget(family netip.Addr, port uint16) (netip.AddrPort, bool) {
+	if c.cfg.hostLoToNsLo {
+		if family.Is4() {
+			return netip.AddrPortFrom(loopback4, port), true
+		}
+		return netip.AddrPortFrom(loopback6, port), true
+	}
+	ic := c.ipConfFor(family)
+	a := ic.guestDestination(netip.Addr{})
+	return netip.AddrPortFrom(a, port), a.IsValid()
+}
+
+// nsSocket makes a non-blocking socket in the namespace, connected (or
+// connecting) to dst.
+func (c *ctx) nsSocket(typ int, dst netip.AddrPort) (int, error) {
+	family := unix.AF_INET6
+	if dst.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	fd := -1
+	err := c.ns.do(func() error {
+		s, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		var sa rawSockaddr
+		sa.set(dst)
+		if err := connectRaw(s, &sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+			unix.Close(s)
+			return err
+		}
+		fd = s
+		return nil
+	})
+	return fd, err
+}
+
+// spliceInbound joins an accepted local connection to a new connection in
+// the namespace.
+func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
+	dst, ok := c.nsTarget(peer.Addr(), target)
+	if !ok {
+		closeWithReset(fd)
+		return
+	}
+	ns, err := c.nsSocket(unix.SOCK_STREAM, dst)
+	if err != nil {
+		if debugOn() {
+			debugf("splice: connecting to %s in the namespace: %v", dst, err)
+		}
+		closeWithReset(fd)
+		return
+	}
+	i, ok := c.flows.allocUnindexed(flowSplice)
+	if !ok {
+		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
+		closeWithReset(fd)
+		unix.Close(ns)
+		return
+	}
+	f := c.flows.at(i)
+	f.sock, f.lastActive = fd, c.now
+	s := &f.splice
+	s.ns, s.connecting = ns, true
+	s.pipes = [2][2]int{{-1, -1}, {-1, -1}}
+	for d := range s.pipes {
+		if err := newSplicePipe(&s.pipes[d]); err != nil {
+			c.spliceClose(i, true)
+			return
+		}
+	}
+	// Nothing moves until the namespace side is connected.
+	if c.spliceSetEvents(i, sideHost, 0) != nil || c.spliceSetEvents(i, sideNs, unix.EPOLLOUT) != nil {
+		c.spliceClose(i, true)
+		return
+	}
+	if debugOn() {
+		debugf("splice: flow %d: %s -> %s", i, peer, dst)
+	}
+}
+
+func newSplicePipe(p *[2]int) error {
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	_, _ = unix.FcntlInt(uintptr(p[0]), unix.F_SETPIPE_SZ, splicePipeSize)
+	return nil
+}
+
+// sideFD is the socket of one side of a spliced flow.
+func (f *flow) sideFD(side int) int {
+	if side == sideHost {
+		return f.sock
+	}
+	return f.splice.ns
+}
+
+// spliceSetEvents registers interest for one side's socket.
+func (c *ctx) spliceSetEvents(i, side int, events uint32) error {
+	f := c.flows.at(i)
+	s := &f.splice
+	if s.registered[side] && s.events[side] == events {
+		return nil
+	}
+	op := unix.EPOLL_CTL_MOD
+	if !s.registered[side] {
+		op = unix.EPOLL_CTL_ADD
+	}
+	kind := kindSpliceHost
+	if side == sideNs {
+		kind = kindSpliceNs
+	}
+	ev := unix.EpollEvent{Events: events | unix.EPOLLRDHUP, Fd: int32(makeRef(kind, i))}
+	if err := unix.EpollCtl(c.epfd, op, f.sideFD(side), &ev); err != nil {
+		return err
+	}
+	s.events[side], s.registered[side] = events, true
+	f.registered = f.registered || side == sideHost
+	return nil
+}
+
+// spliceEvent handles readiness on one side of a spliced flow.
+func (c *ctx) spliceEvent(i, side int, events uint32) {
+	f := c.flows.at(i)
+	if f.dead || f.typ != flowSplice {
+		return
+	}
+	f.lastActive = c.now
+	s := &f.splice
+	if s.connecting {
+		if side != sideNs {
+			return
+		}
+		if soErr, err := getsockoptInt(s.ns, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+			c.spliceClose(i, true)
+			return
+		}
+		s.connecting = false
+	}
+	if events&unix.EPOLLERR != 0 {
+		c.spliceClose(i, true)
+		return
+	}
+	c.spliceMove(i, sideHost)
+	if !f.dead {
+		c.spliceMove(i, sideNs)
+	}
+}
+
+// spliceMove moves what side from has sent to the other side, then decides
+// what to wait for.
+func (c *ctx) spliceMove(i, from int) {
+	f := c.flows.at(i)
+	s := &f.splice
+	to := 1 - from
+	src, dst, pipe := f.sideFD(from), f.sideFD(to), &s.pipes[from]
+	for n := 0; n < spliceMaxRun; n++ {
+		if !s.eof[from] && s.queued[from] < splicePipeSize {
+			moved, err := unix.Splice(src, nil, pipe[1], nil, splicePipeSize-s.queued[from], unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			switch {
+			case err == nil && moved == 0:
+				s.eof[from] = true
+			case err == nil:
+				s.queued[from] += int(moved)
+			case !isTemporary(err):
+				c.spliceClose(i, true)
+				return
+			}
+		}
+		if s.queued[from] == 0 {
+			break
+		}
+		moved, err := unix.Splice(pipe[0], nil, dst, nil, s.queued[from], unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if err != nil && !isTemporary(err) {
+			c.spliceClose(i, true)
+			return
+		}
+		s.queued[from] -= int(max(moved, 0))
+		if err != nil || s.queued[from] > 0 {
+			break // the destination is full: wait until it is writable
+		}
+	}
+	if s.eof[from] && s.queued[from] == 0 && !s.shut[from] {
+		_ = unix.Shutdown(dst, unix.SHUT_WR)
+		s.shut[from] = true
+	}
+	if s.shut[sideHost] && s.shut[sideNs] {
+		c.spliceClose(i, false)
+		return
+	}
+	c.spliceWaitFor(i)
+}
+
+// spliceWaitFor registers each side for reading while its pipe has room
+// and for writing while the pipe towards it holds data.
+func (c *ctx) spliceWaitFor(i int) {
+	s := &c.flows.at(i).splice
+	for side := range 2 {
+		var ev uint32
+		if !s.eof[side] && s.queued[side] < splicePipeSize {
+			ev |= unix.EPOLLIN
+		}
+		if s.queued[1-side] > 0 {
+			ev |= unix.EPOLLOUT
+		}
+		if err := c.spliceSetEvents(i, side, ev); err != nil {
+			c.spliceClose(i, true)
+			return
+		}
+	}
+}
+
+// spliceClose ends a spliced flow; with reset, both peers get a RST.
+func (c *ctx) spliceClose(i int, reset bool) {
+	f := c.flows.at(i)
+	if f.dead {
+		return
+	}
+	s := &f.splice
+	if s.ns >= 0 {
+		if s.registered[sideNs] {
+			c.epollDel(s.ns)
+		}
+		if reset {
+			closeWithReset(s.ns)
+		} else {
+			unix.Close(s.ns)
+		}
+		s.ns = -1
+	}
+	if reset && f.sock >= 0 {
+		c.epollDel(f.sock)
+		closeWithReset(f.sock)
+		f.sock = -1
+	}
+	for d := range s.pipes {
+		for _, fd := range s.pipes[d] {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+		s.pipes[d] = [2]int{-1, -1}
+	}
+	c.flows.kill(c, i)
+}
+
+// protoUDPSpliced marks the keys of spliced UDP flows: they are indexed by
+// the local sender and the forwarded port, not by guest addresses.
+const protoUDPSpliced = 0x80 | protoUDP
+
+// udpSpliceDatagram forwards datagram k of the last batch, from a local
+// sender to forwarded port li, through the sender's socket in the
+// namespace.
+func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
+	l := &c.listeners[li]
+	key := newFlowKey(protoUDPSpliced, from.Addr(), from.Port(), netip.IPv6Unspecified(), l.port)
+	i, ok := c.flows.lookup(key)
+	if !ok {
+		if i, ok = c.udpSpliceFlow(key, li, from); !ok {
+			c.stats.udpDropped++
+			return
+		}
+	}
+	f := c.flows.at(i)
+	f.lastActive = c.now
+	off := udpPayloadOffset(f.guestAddr())
+	payload := c.udpBufs.bufs[k][off : off+int(c.udpBufs.hdrs[k].Len)]
+	if err := sendDatagram(f.sock, payload, nil); err != nil {
+		c.stats.udpDropped++
+	}
+}
+
+// udpSpliceFlow opens the namespace-side socket for a local sender.
+func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool) {
+	dst, ok := c.nsTarget(from.Addr(), c.listeners[li].target)
+	if !ok {
+		return 0, false
+	}
+	sock, err := c.nsSocket(unix.SOCK_DGRAM, dst)
+	if err != nil {
+		if debugOn() {
+			debugf("splice: UDP socket to %s in the namespace: %v", dst, err)
+		}
+		return 0, false
+	}
+	i, ok := c.flows.alloc(flowUDP, key)
+	if !ok {
+		unix.Close(sock)
+		warnRateLimited(c, "flow table full: dropping UDP datagrams from new senders")
+		return 0, false
+	}
+	f := c.flows.at(i)
+	f.sock = sock
+	f.udp.listener, f.udp.spliced = li, true
+	f.udp.hostPeer.set(from)
+	if err := c.epollAdd(sock, unix.EPOLLIN, makeRef(kindUDP, i)); err != nil {
+		c.flows.kill(c, i)
+		return 0, false
+	}
+	f.registered = true
+	return i, true
+}
+
+// udpSplicedReplies passes what the namespace answers on a spliced flow's
+// socket back to the local sender, from the forwarded port.
+func (c *ctx) udpSplicedReplies(f *flow) {
+	n := c.udpReadBatch(f.sock, f.guestAddr())
+	off := udpPayloadOffset(f.guestAddr())
+	for k := 0; k < n; k++ {
+		f.lastActive = c.now
+		payload := c.udpBufs.bufs[k][off : off+int(c.udpBufs.hdrs[k].Len)]
+		if err := c.udpSend(f, payload); err != nil {
+			c.stats.udpDropped++
+		}
+	}
+}
