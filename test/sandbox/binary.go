@@ -121,7 +121,6 @@ func goTool() string {
 	return "/usr/local/go/bin/go"
 }
 
-
 func build() {
 	root, err := ModuleRoot()
 	if err != nil {
