@@ -27,11 +27,11 @@ const (
 	dhcpFlagBroadcast  = 0x8000     // RFC 2131 section 2, figure 2
 	dhcpInfiniteLease  = 0xffffffff // RFC 2131 section 3.3
 	dhcpMinMessageLen  = 300        // RFC 1542 section 2.1: the minimal BOOTP message
-	dhcpMaxOptionLen   = 255
-	dhcpOptClasslessRt = 121  // RFC 3442
-	dhcpOptClientFQDN  = 81   // RFC 4702
-	fqdnFlagE          = 0x04 // RFC 4702 section 2.1: the name is in wire format
-	fqdnRcodeServer    = 255  // RFC 4702 section 2.2: RCODE1 and RCODE2 from a server
+	dhcpMaxOptionLen   = 255        // one octet of length (RFC 2132 section 2)
+	dhcpOptClasslessRt = 121        // RFC 3442
+	dhcpOptClientFQDN  = 81         // RFC 4702
+	fqdnFlagE          = 0x04       // RFC 4702 section 2.1: the name is in wire format
+	fqdnRcodeServer    = 255        // RFC 4702 section 2.2: RCODE1 and RCODE2 from a server
 )
 
 var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -105,7 +105,7 @@ func dhcpMessageType(m *layers.DHCPv4) (layers.DHCPMsgType, bool) {
 }
 
 // dhcpOption returns the data of an option, concatenating the instances of
-// an option split over several (RFC 3396 section 5).
+// an option split over several (RFC 3396).
 func dhcpOption(m *layers.DHCPv4, code layers.DHCPOpt) []byte {
 	var data []byte
 	for _, o := range m.Options {
@@ -189,7 +189,11 @@ func (c *ctx) dhcpConfigOptions() dhcpOptions {
 		o[layers.DHCPOptInterfaceMTU] = binary.BigEndian.AppendUint16(nil, uint16(c.mtu))
 	}
 	o[layers.DHCPOptDNS] = concatAddrs(c.dns.guest4)
-	o[layers.DHCPOptDomainSearch] = c.dns.searchWire // RFC 3397 section 2; no compression needed
+	// RFC 3397 section 2 lets names be compressed to save space (RFC 1035
+	// section 4.1.4); they go whole, which every client reads. C pasta's
+	// compression is wrong: after "example.org", "test.example" becomes
+	// "test" and a pointer to "example.org".
+	o[layers.DHCPOptDomainSearch] = c.dns.searchWire
 	if c.cfg.hostname != "" {
 		o[layers.DHCPOptHostname] = []byte(c.cfg.hostname)
 	}
@@ -219,9 +223,6 @@ func concatAddrs(addrs []netip.Addr) []byte {
 // fqdnOption4 returns the data of the Client FQDN option (RFC 4702 section
 // 2) carrying name, or nil for none. Like C pasta, only the E flag is set.
 func fqdnOption4(name string) []byte {
-	if name == "" {
-		return nil
-	}
 	b, ok := appendDomainName([]byte{fqdnFlagE, fqdnRcodeServer, fqdnRcodeServer}, name)
 	if !ok {
 		return nil
@@ -298,7 +299,7 @@ func (c *ctx) dhcpReplyDestination(m *layers.DHCPv4, typ layers.DHCPMsgType, yia
 // orderedDHCPOptions lays out the options of a reply: the message type
 // first, then those the client asked for in the order it asked (RFC 2132
 // section 9.8), then the others by code, as C pasta does. An option longer
-// than 255 octets is split into several (RFC 3396 section 7).
+// than 255 octets is split into several, in order (RFC 3396).
 func orderedDHCPOptions(typ layers.DHCPMsgType, opts *dhcpOptions, requested []byte) layers.DHCPOptions {
 	out := layers.DHCPOptions{layers.NewDHCPOption(layers.DHCPOptMessageType, []byte{byte(typ)})}
 	emit := func(code byte) {

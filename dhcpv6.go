@@ -149,7 +149,7 @@ func (c *ctx) dhcpv6Acceptable(typ layers.DHCPv6MsgType, req *dhcpv6Request) boo
 // when the client asks for rapid commit (RFC 8415 section 18.3.1).
 func (c *ctx) answerSolicit(m *layers.DHCPv6, req *dhcpv6Request) {
 	switch {
-	case len(req.iaNA) == 0:
+	case len(req.iaNA) == 0 || !c.ip6.addr.IsValid():
 		// RFC 8415 section 18.3.9: nothing to assign, only a status.
 		c.sendDHCPv6(m, layers.DHCPv6MsgTypeAdvertise, req, dhcpv6Status(dhcpv6NoAddrsAvail, "only IA_NA is served"))
 	case req.rapidCommit:
@@ -181,15 +181,16 @@ func (c *ctx) answerConfirm(m *layers.DHCPv6, req *dhcpv6Request) {
 }
 
 // iaNABindings returns the IA_NA options of a reply: the guest's address,
-// with infinite lifetimes, in the first IA_NA; no address for any other
-// (RFC 8415 section 18.3.2: NoAddrsAvail in the IA). When renewing, other
+// with infinite lifetimes, in the first IA_NA; no address for any other,
+// or for any if the host has no IPv6 address to give (RFC 8415 section
+// 18.3.2: NoAddrsAvail in the IA). When renewing, other
 // addresses the client lists are returned with lifetimes 0 (RFC 8415
 // section 18.3.4), so that it stops using them.
 func (c *ctx) iaNABindings(req *dhcpv6Request, renewing bool) []layers.DHCPv6Option {
 	var out []layers.DHCPv6Option
 	for i, ia := range req.iaNA {
 		iaid := ia[:4]
-		if i > 0 {
+		if i > 0 || !c.ip6.addr.IsValid() {
 			body := appendIAHeader(nil, iaid, 0, 0)
 			body = appendOption6(body, dhcpv6Status(dhcpv6NoAddrsAvail, "one address per client"))
 			out = append(out, opt6(layers.DHCPv6OptIANA, body))

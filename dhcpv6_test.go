@@ -455,3 +455,19 @@ func FuzzDHCPv6(f *testing.F) {
 		checkFuzzReplies(t, tp)
 	})
 }
+
+// Without an IPv6 address on the host there is no address to give.
+func TestDHCPv6NoAddressToGive(t *testing.T) {
+	tp := newTestPasta(t, nil)
+	tp.c.ip6.addr = netip.Addr{}
+	tp.injectRaw(dhcpv6Frame(t, layers.DHCPv6MsgTypeSolicit, clientID, clientIANA(testIAID)))
+	r := expectDHCPv6Reply(t, tp, layers.DHCPv6MsgTypeAdvertise)
+	checkStatus(t, r.one(t, layers.DHCPv6OptStatusCode), dhcpv6NoAddrsAvail)
+	tp.injectRaw(dhcpv6Frame(t, layers.DHCPv6MsgTypeRequest, clientID, ourServerID, clientIANA(testIAID)))
+	r = expectDHCPv6Reply(t, tp, layers.DHCPv6MsgTypeReply)
+	_, _, _, addrs, status := decodeIANA(t, r.one(t, layers.DHCPv6OptIANA))
+	if len(addrs) != 0 {
+		t.Errorf("addresses %v given", addrs)
+	}
+	checkStatus(t, status, dhcpv6NoAddrsAvail)
+}

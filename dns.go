@@ -33,8 +33,7 @@ const (
 // dnsConf is the resolved DNS configuration.
 type dnsConf struct {
 	guest4, guest6 []netip.Addr // nameservers advertised to the guest
-	search         []string     // search domains advertised to the guest
-	searchWire     []byte       // search in DNS wire format (RFC 1035 section 3.1), uncompressed
+	searchWire     []byte       // search domains advertised, in DNS wire format (RFC 1035 section 3.1)
 	host4, host6   netip.Addr   // the host's resolver: --dns-host, else resolv.conf's first of the family
 }
 
@@ -95,11 +94,11 @@ func resolveDNS(cfg *config, ip4, ip6 *ipConf, rc resolvConf) dnsConf {
 		d.guest4, d.guest6 = guestNameservers(cfg, ip4, ip6, rc.nameservers)
 	}
 	if cfg.dhcpSearch && !cfg.searchNone {
-		d.search = cfg.search
-		if len(d.search) == 0 {
-			d.search = rc.search
+		search := cfg.search
+		if len(search) == 0 {
+			search = rc.search
 		}
-		d.search, d.searchWire = encodeSearchList(d.search)
+		d.searchWire = encodeSearchList(search)
 	}
 	return d
 }
@@ -159,13 +158,13 @@ func firstValid(a, b netip.Addr) netip.Addr {
 	return b
 }
 
-// encodeSearchList returns the valid domains of list, at most
-// maxSearchDomains of them, and their concatenated wire encoding.
-func encodeSearchList(list []string) ([]string, []byte) {
-	var valid []string
+// encodeSearchList returns the wire encoding of the valid domains of list,
+// at most maxSearchDomains of them, one after the other, uncompressed.
+func encodeSearchList(list []string) []byte {
 	var wire []byte
+	valid := 0
 	for _, d := range list {
-		if len(valid) == maxSearchDomains {
+		if valid == maxSearchDomains {
 			break
 		}
 		enc, ok := appendDomainName(wire, d)
@@ -175,9 +174,9 @@ func encodeSearchList(list []string) ([]string, []byte) {
 			}
 			continue
 		}
-		valid, wire = append(valid, d), enc
+		wire, valid = enc, valid+1
 	}
-	return valid, wire
+	return wire
 }
 
 // appendDomainName appends name, with or without its final dot, in DNS

@@ -16,7 +16,9 @@ import (
 // the guest's address for SLAAC (RFC 4862), the MTU and, when configured,
 // the DNS servers and search list (RFC 8106), with the M flag pointing to
 // DHCPv6 for the address itself. They answer router solicitations and go
-// out unsolicited at start and then every few minutes. With --config-net
+// out unsolicited at start and then every few minutes, as RFC 4861 section
+// 6.2.4 says (C pasta skips the ones at start: its first unsolicited
+// advertisement comes 200 to 600 s after it starts). With --config-net
 // the namespace is configured already and C pasta sends none (SLAAC would
 // add an address --config-net doesn't); neither do we.
 
@@ -40,7 +42,7 @@ const (
 	// them; reachable time and retransmission timer are left unspecified.
 	raCurHopLimit    = 255
 	raFlagManaged    = 0x80  // M: addresses from DHCPv6
-	raRouterLifetime = 65535 // seconds, the longest RFC 8319 section 4 allows
+	raRouterLifetime = 65535 // seconds, the longest RFC 8319 allows
 	prefixFlagOnLink = 0x80  // RFC 4861 section 4.6.2: L
 	prefixFlagAuto   = 0x40  // A: for SLAAC
 	slaacPrefixLen   = 64    // RFC 4862 section 5.5.3, RFC 2464 section 4: 64-bit interface identifiers
@@ -128,7 +130,7 @@ func (c *ctx) handleRouterSolicitation() {
 		return
 	}
 	if src.IsUnspecified() {
-		c.sendMulticastRouterAdvert()
+		c.sendMulticastRouterAdvert() // C pasta sends it to ::, where nobody gets it
 		return
 	}
 	c.sendRouterAdvert(p.eth.SrcMAC, src)
