@@ -43,6 +43,11 @@ func (c *ctx) mapDestination(dst netip.AddrPort, proto uint8) netip.AddrPort {
 	return dst
 }
 
+// linkScope is the interface a link-local destination is reached through
+// on the host: the upstream interface (RFC 4007 section 6: link-local
+// addresses are only meaningful with a zone).
+func (c *ctx) linkScope() int { return c.ip6.hostIfIndex }
+
 // dnsForwardTarget returns the host resolver that DNS to a goes to, when a
 // is the --dns-forward address of its family.
 func (c *ctx) dnsForwardTarget(a netip.Addr) netip.Addr {
@@ -83,31 +88,63 @@ func (ic *ipConf) guestDestination(src netip.Addr) netip.Addr {
 	return ic.addr
 }
 
-// listener is a host socket bound for a forwarded port.
+// listener is a socket bound for a forwarded port: on the host for -t and
+// -u, in the namespace for -T and -U.
 type listener struct {
 	fd     int // -1: free slot
 	proto  uint8
+	inNs   bool // bound in the namespace: its peers are local, on the host side
 	v6     bool
 	port   uint16 // bound port
-	target uint16 // port in the namespace
+	target uint16 // port on the other side
 	auto   bool   // opened by the auto scan
 }
 
-// openForwards binds the host sockets of the -t and -u options.
-func (c *ctx) openForwards() error {
-	if !c.cfg.noTCP {
-		if err := c.openForward(protoTCP, c.cfg.tcpFwd, "--tcp-ports"); err != nil {
-			return err
-		}
+// fwdDir is one of the four forwarding options: a protocol, and whether
+// ports are bound in the namespace (-T, -U) or on the host (-t, -u).
+type fwdDir struct {
+	proto  uint8
+	inNs   bool
+	option string
+}
+
+var (
+	dirTCP   = fwdDir{protoTCP, false, "--tcp-ports"}
+	dirUDP   = fwdDir{protoUDP, false, "--udp-ports"}
+	dirTCPNs = fwdDir{protoTCP, true, "--tcp-ns"}
+	dirUDPNs = fwdDir{protoUDP, true, "--udp-ns"}
+)
+
+// spec returns the configuration of a direction, or nil when its protocol
+// is disabled.
+func (c *ctx) spec(d fwdDir) *fwdSpec {
+	switch {
+	case d.proto == protoTCP && c.cfg.noTCP, d.proto == protoUDP && c.cfg.noUDP:
+		return nil
+	case d == dirTCP:
+		return &c.cfg.tcpFwd
+	case d == dirUDP:
+		return &c.cfg.udpFwd
+	case d == dirTCPNs:
+		return &c.cfg.tcpNsFwd
 	}
-	if !c.cfg.noUDP {
-		return c.openForward(protoUDP, c.cfg.udpFwd, "--udp-ports")
+	return &c.cfg.udpNsFwd
+}
+
+// openForwards binds the sockets of -t, -u, -T and -U.
+func (c *ctx) openForwards() error {
+	for _, d := range []fwdDir{dirTCP, dirUDP, dirTCPNs, dirUDPNs} {
+		if s := c.spec(d); s != nil {
+			if err := c.openForward(d, *s); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
 // openForward binds the ports of one forwarding option.
-func (c *ctx) openForward(proto uint8, spec fwdSpec, option string) error {
+func (c *ctx) openForward(d fwdDir, spec fwdSpec) error {
 	if spec.mode != fwdPorts && spec.mode != fwdAll {
 		return nil
 	}
@@ -116,7 +153,7 @@ func (c *ctx) openForward(proto uint8, spec fwdSpec, option string) error {
 	for _, r := range spec.ranges {
 		for p := int(r.first); p <= int(r.last); p++ {
 			target := uint16(int(r.target) + p - int(r.first))
-			n, err := c.listenPort(proto, r.bindAddr, r.bindIf, uint16(p), target, false)
+			n, err := c.listenPort(d, r.bindAddr, r.bindIf, uint16(p), target, false)
 			bound += n
 			if err != nil && firstErr == nil {
 				firstErr = err
@@ -126,18 +163,22 @@ func (c *ctx) openForward(proto uint8, spec fwdSpec, option string) error {
 	// Explicit ports must all work; with "all" (or exclusions only), ports
 	// in use are skipped unless none could be bound (pasta(1), -t).
 	if firstErr != nil && (!spec.bestEffort || bound == 0) {
-		return fmt.Errorf("%s: %w", option, firstErr)
+		return fmt.Errorf("%s: %w", d.option, firstErr)
 	}
 	return nil
 }
 
-// listenPort binds port on addr (or on every enabled family's wildcard
-// address) and returns how many sockets it bound.
-func (c *ctx) listenPort(proto uint8, addr netip.Addr, ifname string, port, target uint16, auto bool) (int, error) {
+// listenPort binds port on addr, or by default on every enabled family's
+// wildcard address on the host and loopback address in the namespace
+// (-T and -U only serve local traffic). It returns how many sockets it
+// bound.
+func (c *ctx) listenPort(d fwdDir, addr netip.Addr, ifname string, port, target uint16, auto bool) (int, error) {
 	var addrs []netip.Addr
 	switch {
 	case addr.IsValid():
 		addrs = []netip.Addr{addr}
+	case d.inNs:
+		addrs = []netip.Addr{loopback4, loopback6}
 	default:
 		if c.ip4.enabled {
 			addrs = append(addrs, netip.IPv4Unspecified())
@@ -149,7 +190,7 @@ func (c *ctx) listenPort(proto uint8, addr netip.Addr, ifname string, port, targ
 	n := 0
 	var firstErr error
 	for _, a := range addrs {
-		if err := c.listen(proto, netip.AddrPortFrom(a, port), ifname, target, auto); err != nil {
+		if err := c.listen(d, netip.AddrPortFrom(a, port), ifname, target, auto); err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -160,22 +201,56 @@ func (c *ctx) listenPort(proto uint8, addr netip.Addr, ifname string, port, targ
 	return n, firstErr
 }
 
-// listen opens one listening (TCP) or bound (UDP) socket and registers it.
-func (c *ctx) listen(proto uint8, ap netip.AddrPort, ifname string, target uint16, auto bool) error {
-	family, typ, kind := unix.AF_INET, unix.SOCK_STREAM, kindTCPListen
+// listen opens one listening (TCP) or bound (UDP) socket, on the host or
+// in the namespace, and registers it.
+func (c *ctx) listen(d fwdDir, ap netip.AddrPort, ifname string, target uint16, auto bool) error {
+	fd := -1
+	open := func() (err error) {
+		fd, err = boundSocket(d.proto, ap, ifname, c.cfg.freebind)
+		return err
+	}
+	var err error
+	if d.inNs {
+		err = c.ns.do(open)
+	} else {
+		err = open()
+	}
+	if err != nil {
+		return err
+	}
+	kind := kindTCPListen
+	if d.proto == protoUDP {
+		kind = kindUDPListen
+	}
+	idx := c.freeListenerSlot()
+	c.listeners[idx] = listener{fd: fd, proto: d.proto, inNs: d.inNs, v6: ap.Addr().Is6(), port: ap.Port(), target: target, auto: auto}
+	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kind, idx)); err != nil {
+		c.closeListener(idx)
+		return err
+	}
+	if debugOn() {
+		debugf("%s: forwarding %s to port %d", d.option, ap, target)
+	}
+	return nil
+}
+
+// boundSocket makes a non-blocking socket bound to ap (and ifname), and
+// listening for TCP, in the calling thread's network namespace.
+func boundSocket(proto uint8, ap netip.AddrPort, ifname string, freebind bool) (int, error) {
+	family, typ := unix.AF_INET, unix.SOCK_STREAM
 	if ap.Addr().Is6() {
 		family = unix.AF_INET6
 	}
 	if proto == protoUDP {
-		typ, kind = unix.SOCK_DGRAM, kindUDPListen
+		typ = unix.SOCK_DGRAM
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	fail := func(err error) error {
+	fail := func(err error) (int, error) {
 		unix.Close(fd)
-		return fmt.Errorf("binding %s: %w", ap, err)
+		return -1, fmt.Errorf("binding %s: %w", ap, err)
 	}
 	_ = setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	if family == unix.AF_INET6 {
@@ -186,7 +261,7 @@ func (c *ctx) listen(proto uint8, ap netip.AddrPort, ifname string, target uint1
 			return fail(err)
 		}
 	}
-	if c.cfg.freebind {
+	if freebind {
 		_ = setsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
 	}
 	var sa rawSockaddr
@@ -199,16 +274,7 @@ func (c *ctx) listen(proto uint8, ap netip.AddrPort, ifname string, target uint1
 			return fail(err)
 		}
 	}
-	idx := c.freeListenerSlot()
-	c.listeners[idx] = listener{fd: fd, proto: proto, v6: family == unix.AF_INET6, port: ap.Port(), target: target, auto: auto}
-	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kind, idx)); err != nil {
-		c.closeListener(idx)
-		return err
-	}
-	if debugOn() {
-		debugf("forwarding %s to port %d", ap, target)
-	}
-	return nil
+	return fd, nil
 }
 
 func (c *ctx) freeListenerSlot() int {
@@ -248,105 +314,125 @@ func (c *ctx) listenerReadable(i int) {
 			return
 		}
 		peer := c.acceptAddr.addrPort()
-		if c.spliceable(peer.Addr()) {
+		switch {
+		case l.inNs:
+			c.spliceOutbound(fd, peer, l.target)
+		case c.spliceable(peer.Addr()):
 			c.spliceInbound(fd, peer, l.target)
-			continue
+		default:
+			c.tcpInbound(fd, peer, l.target)
 		}
-		c.tcpInbound(fd, peer, l.target)
 	}
 }
 
 const maxAcceptsPerRun = 64
 
-// The auto modes of -t and -u: once a second, the namespace's listening
-// TCP ports and bound UDP ports (from its /proc/net/tcp, tcp6, udp and
-// udp6) get a socket on the host, and lose it when they close.
+// The auto modes: once a second, the ports waiting for peers on one side
+// get a socket on the other. -t and -u follow the namespace's listening TCP
+// and bound UDP sockets (its /proc/net/tcp, tcp6, udp and udp6) with
+// sockets on the host; -T and -U follow the host's with sockets on the
+// namespace's loopback. Ports pasta itself bound on the scanned side are
+// left out, or each side would chase the other's sockets.
 
-// autoTables are the namespace's socket tables, per protocol: the file
-// names (proc(5)) and the state of a socket waiting for peers in them.
-var autoTables = [...]struct {
-	proto uint8
-	files [2]string
-	state string
-}{
-	{protoTCP, [2]string{"tcp", "tcp6"}, "0A"}, // TCP_LISTEN
-	{protoUDP, [2]string{"udp", "udp6"}, "07"}, // TCP_CLOSE: bound, not connected
+// autoTable is a direction's view of the socket tables it follows.
+type autoTable struct {
+	dir   fwdDir
+	files [2]int // tcp and tcp6 (or udp and udp6) of the scanned side; -1 if missing
+	state string // the state of a socket waiting for peers (proc(5))
+	ports map[uint16]bool
 }
 
-// autoForward keeps the auto-forwarded ports in step with the namespace.
+// autoForward keeps the auto-forwarded ports in step with the other side.
 type autoForward struct {
-	on    [len(autoTables)]bool
-	files [len(autoTables)][2]int // opened in the namespace; -1 if missing
-	ports [len(autoTables)]map[uint16]bool
-	buf   []byte
+	tables []autoTable
+	buf    []byte
 }
 
-// setupAutoForward opens the namespace's socket tables for the protocols
-// whose forwarding is "auto".
+// setupAutoForward opens the socket tables for the directions whose
+// forwarding is "auto": the namespace's through the namespace thread, the
+// host's from this (the main) thread.
 func (c *ctx) setupAutoForward() error {
 	a := &autoForward{buf: make([]byte, 1<<16)}
-	a.on[0] = !c.cfg.noTCP && c.cfg.tcpFwd.mode == fwdAuto
-	a.on[1] = !c.cfg.noUDP && c.cfg.udpFwd.mode == fwdAuto
-	if !a.on[0] && !a.on[1] {
-		return nil
-	}
-	err := c.ns.do(func() error {
-		for t, table := range autoTables {
-			for i, name := range table.files {
-				fd, err := unix.Open("/proc/thread-self/net/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-				if err != nil || !a.on[t] {
-					fd = -1 // no IPv6 in the namespace's kernel, for one
-				}
-				a.files[t][i] = fd
-			}
-			a.ports[t] = map[uint16]bool{}
+	for _, d := range []fwdDir{dirTCP, dirUDP, dirTCPNs, dirUDPNs} {
+		if s := c.spec(d); s == nil || s.mode != fwdAuto {
+			continue
 		}
+		t := autoTable{dir: d, state: "0A", ports: map[uint16]bool{}} // TCP_LISTEN
+		names := [2]string{"tcp", "tcp6"}
+		if d.proto == protoUDP {
+			t.state, names = "07", [2]string{"udp", "udp6"} // TCP_CLOSE: bound, not connected
+		}
+		open := func() error {
+			for i, name := range names {
+				fd, err := unix.Open("/proc/thread-self/net/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					fd = -1 // no IPv6 in that kernel, for one
+				}
+				t.files[i] = fd
+			}
+			return nil
+		}
+		if d.inNs {
+			_ = open() // -T and -U scan the host, where this thread is
+		} else if err := c.ns.do(open); err != nil {
+			return err
+		}
+		a.tables = append(a.tables, t)
+	}
+	if len(a.tables) == 0 {
 		return nil
-	})
-	if err != nil {
-		return err
 	}
 	c.auto = a
 	c.scanAutoForward()
 	return nil
 }
 
-// scanAutoForward opens and closes host sockets to match the namespace's
+// scanAutoForward opens and closes sockets to match the other side's
 // ports.
 func (c *ctx) scanAutoForward() {
 	a := c.auto
 	if a == nil {
 		return
 	}
-	for t, table := range autoTables {
-		if !a.on[t] {
-			continue
-		}
+	for i := range a.tables {
+		t := &a.tables[i]
 		now := map[uint16]bool{}
-		for _, fd := range a.files[t] {
+		for _, fd := range t.files {
 			if fd >= 0 {
 				a.buf = readWhole(fd, a.buf[:cap(a.buf)])
-				boundPorts(a.buf, table.state, now)
+				boundPorts(a.buf, t.state, now)
 			}
 		}
-		c.updateAutoListeners(table.proto, a.ports[t], now)
-		a.ports[t] = now
+		c.dropOwnPorts(t.dir, now)
+		c.updateAutoListeners(t.dir, t.ports, now)
+		t.ports = now
 	}
 }
 
-// updateAutoListeners opens listeners for new ports and closes those of
-// ports gone from the namespace.
-func (c *ctx) updateAutoListeners(proto uint8, before, now map[uint16]bool) {
+// dropOwnPorts removes from ports those pasta bound itself on the side
+// that direction d scans (the side opposite to where d binds).
+func (c *ctx) dropOwnPorts(d fwdDir, ports map[uint16]bool) {
+	for i := range c.listeners {
+		l := &c.listeners[i]
+		if l.fd >= 0 && l.proto == d.proto && l.inNs != d.inNs {
+			delete(ports, l.port)
+		}
+	}
+}
+
+// updateAutoListeners opens sockets for new ports and closes those of
+// ports gone from the scanned side.
+func (c *ctx) updateAutoListeners(d fwdDir, before, now map[uint16]bool) {
 	for p := range now {
 		if !before[p] {
-			if _, err := c.listenPort(proto, netip.Addr{}, "", p, p, true); err != nil && debugOn() {
-				debugf("auto: port %d: %v", p, err)
+			if _, err := c.listenPort(d, netip.Addr{}, "", p, p, true); err != nil && debugOn() {
+				debugf("auto: %s port %d: %v", d.option, p, err)
 			}
 		}
 	}
 	for i := range c.listeners {
 		l := &c.listeners[i]
-		if l.fd >= 0 && l.auto && l.proto == proto && !now[l.port] {
+		if l.fd >= 0 && l.auto && l.proto == d.proto && l.inNs == d.inNs && !now[l.port] {
 			c.closeListener(i)
 		}
 	}

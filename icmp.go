@@ -80,7 +80,7 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 // identifier is kept on the wire too.
 func (c *ctx) newPingFlow(key flowKey, proto uint8, src, dst netip.Addr, id uint16) (int, bool) {
 	hostDst := c.mapDestination(netip.AddrPortFrom(dst, 0), protoICMP).Addr()
-	sock, err := openPingSocket(proto, c.ipConfFor(dst), id, hostDst)
+	sock, err := openPingSocket(proto, c.ipConfFor(dst), id, hostDst, c.linkScope())
 	if err != nil {
 		c.warnPing(err)
 		return 0, false
@@ -103,7 +103,7 @@ func (c *ctx) newPingFlow(key flowKey, proto uint8, src, dst netip.Addr, id uint
 	return i, true
 }
 
-func openPingSocket(proto uint8, ic *ipConf, id uint16, dst netip.Addr) (int, error) {
+func openPingSocket(proto uint8, ic *ipConf, id uint16, dst netip.Addr, scope int) (int, error) {
 	family, sproto := unix.AF_INET, unix.IPPROTO_ICMP
 	if proto == protoICMPv6 {
 		family, sproto = unix.AF_INET6, unix.IPPROTO_ICMPV6
@@ -125,7 +125,9 @@ func openPingSocket(proto uint8, ic *ipConf, id uint16, dst netip.Addr) (int, er
 			return -1, err
 		}
 	}
-	if err := unix.Connect(sock, sockaddrOf(netip.AddrPortFrom(dst, 0))); err != nil {
+	var sa rawSockaddr
+	sa.setScoped(netip.AddrPortFrom(dst, 0), scope)
+	if err := connectRaw(sock, &sa); err != nil {
 		unix.Close(sock)
 		return -1, err
 	}

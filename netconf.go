@@ -62,7 +62,7 @@ func resolveIPConf(cfg *config, conn *rtnetlink.Conn, family int) (ipConf, error
 	}
 	ic.enabled = true
 	if host != nil {
-		ic.hostIf = host.name
+		ic.hostIf, ic.hostIfIndex = host.name, host.index
 	}
 	ic.addr, ic.prefixLen, ic.addrs = guestAddresses(cfg, o, host)
 	ic.gw, ic.routes = guestRoutes(cfg, o, host)

@@ -248,6 +248,7 @@ type ipConf struct {
 	outAddr         netip.Addr // -o: source address for host sockets
 	outIf           string     // --outbound-if4/6: interface for host sockets
 	hostIf          string     // upstream interface name
+	hostIfIndex     int        // and its index
 	hostLL          netip.Addr // IPv6: link-local address of hostIf, if any
 }
 

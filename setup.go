@@ -14,8 +14,6 @@ func checkSupported(cfg *config) error {
 		set  bool
 		name string
 	}{
-		{explicitForwarding(cfg.tcpNsFwd), "--tcp-ns"},
-		{explicitForwarding(cfg.udpNsFwd), "--udp-ns"},
 		{cfg.runas != "", "--runas"},
 		{cfg.freebind, "--freebind"},
 	}
@@ -25,12 +23,6 @@ func checkSupported(cfg *config) error {
 		}
 	}
 	return nil
-}
-
-// explicitForwarding tells whether a forwarding option asks for ports to be
-// forwarded (as opposed to none, or the default).
-func explicitForwarding(s fwdSpec) bool {
-	return s.mode == fwdPorts || s.mode == fwdAll
 }
 
 // applyForwardDefaults turns forwarding options not given into pasta's

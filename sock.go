@@ -124,6 +124,14 @@ func (r *rawSockaddr) set(ap netip.AddrPort) {
 	r.len = unix.SizeofSockaddrInet6
 }
 
+// setScoped is set, with an interface (scope) for link-local addresses.
+func (r *rawSockaddr) setScoped(ap netip.AddrPort, scope int) {
+	r.set(ap)
+	if ap.Addr().Is6() && ap.Addr().IsLinkLocalUnicast() {
+		r.raw.Scope_id = uint32(scope)
+	}
+}
+
 // addrPort converts a kernel socket address back.
 func (r *rawSockaddr) addrPort() netip.AddrPort {
 	switch r.raw.Family {

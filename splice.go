@@ -8,14 +8,16 @@ import (
 )
 
 // The spliced path for local traffic (pasta(1), NOTES: "Handling of local
-// traffic in pasta"). A client on the host's loopback connecting to a
-// forwarded port is not sent through the tap: the flow gets a second
-// socket, made in the namespace and connected there to the namespace's own
-// address (or to its loopback with --host-lo-to-ns-lo), and the two TCP
-// sockets are joined with splice(2) through a pipe per direction, so data
-// never enters user space. The namespace sees the connection coming from
-// its own address: loopback addresses can't cross the tap. UDP datagrams
-// take the same short cut through a socket connected in the namespace.
+// traffic in pasta"). A client on the host's loopback connecting to a -t
+// port is not sent through the tap: the flow gets a second socket, made in
+// the namespace and connected there to the namespace's own address (or to
+// its loopback with --host-lo-to-ns-lo), and the two TCP sockets are
+// joined with splice(2) through a pipe per direction, so data never enters
+// user space. The namespace sees the connection coming from its own
+// address: loopback addresses can't cross the tap. -T ports, bound on the
+// namespace's loopback, work the other way round: their connections are
+// spliced to the same port on the host's loopback. UDP datagrams take the
+// same short cuts through a socket connected on the other side.
 
 const (
 	splicePipeSize = 1 << 20 // F_SETPIPE_SZ: bytes in flight per direction
@@ -27,14 +29,15 @@ const (
 // spliceConn is the state of a spliced TCP connection. Direction d moves
 // data read from side d to side 1-d, through pipes[d].
 type spliceConn struct {
-	ns         int       // the namespace-side socket (the flow's sock is the host side)
-	pipes      [2][2]int // per direction: read end, write end
-	queued     [2]int    // bytes waiting in each pipe
-	eof        [2]bool   // side d will send no more
-	shut       [2]bool   // side 1-d was shut down for writing after eof[d]
-	connecting bool
-	events     [2]uint32 // epoll events registered for each side
-	registered [2]bool   // each side's socket is in the epoll set
+	ns          int       // the namespace-side socket (the flow's sock is the host side)
+	pipes       [2][2]int // per direction: read end, write end
+	queued      [2]int    // bytes waiting in each pipe
+	eof         [2]bool   // side d will send no more
+	shut        [2]bool   // side 1-d was shut down for writing after eof[d]
+	connecting  bool      // the connectSide socket is still connecting
+	connectSide int
+	events      [2]uint32 // epoll events registered for each side
+	registered  [2]bool   // each side's socket is in the epoll set
 }
 
 // spliceable tells whether a forwarded connection from peer takes the
@@ -82,8 +85,8 @@ func (c *ctx) nsSocket(typ int, dst netip.AddrPort) (int, error) {
 	return fd, err
 }
 
-// spliceInbound joins an accepted local connection to a new connection in
-// the namespace.
+// spliceInbound joins a connection accepted on the host's loopback for a
+// -t port to a new connection in the namespace.
 func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
 	dst, ok := c.nsTarget(peer.Addr(), target)
 	if !ok {
@@ -98,17 +101,61 @@ func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
 		closeWithReset(fd)
 		return
 	}
+	c.spliceStart(fd, ns, sideNs, peer, dst)
+}
+
+// spliceOutbound joins a connection accepted in the namespace for a -T
+// port to a new connection to the same port on the host's loopback.
+func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, target uint16) {
+	dst := netip.AddrPortFrom(loopback6, target)
+	if peer.Addr().Is4() {
+		dst = netip.AddrPortFrom(loopback4, target)
+	}
+	host, err := hostSocket(unix.SOCK_STREAM, dst)
+	if err != nil {
+		if debugOn() {
+			debugf("splice: connecting to %s: %v", dst, err)
+		}
+		closeWithReset(fd)
+		return
+	}
+	c.spliceStart(host, fd, sideHost, peer, dst)
+}
+
+// hostSocket makes a non-blocking socket on the host, connected (or
+// connecting) to dst.
+func hostSocket(typ int, dst netip.AddrPort) (int, error) {
+	family := unix.AF_INET6
+	if dst.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	s, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	var sa rawSockaddr
+	sa.set(dst)
+	if err := connectRaw(s, &sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		unix.Close(s)
+		return -1, err
+	}
+	return s, nil
+}
+
+// spliceStart makes the flow joining host and ns, whose connectSide socket
+// is still connecting.
+func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort) {
 	i, ok := c.flows.allocUnindexed(flowSplice)
 	if !ok {
 		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
-		closeWithReset(fd)
-		unix.Close(ns)
+		closeWithReset(host)
+		closeWithReset(ns)
 		return
 	}
 	f := c.flows.at(i)
-	f.sock, f.lastActive = fd, c.now
+	f.sock, f.lastActive = host, c.now
 	s := &f.splice
-	s.ns, s.connecting = ns, true
+	s.ns, s.connecting, s.connectSide = ns, true, connectSide
 	s.pipes = [2][2]int{{-1, -1}, {-1, -1}}
 	for d := range s.pipes {
 		if err := newSplicePipe(&s.pipes[d]); err != nil {
@@ -116,8 +163,8 @@ func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
 			return
 		}
 	}
-	// Nothing moves until the namespace side is connected.
-	if c.spliceSetEvents(i, sideHost, 0) != nil || c.spliceSetEvents(i, sideNs, unix.EPOLLOUT) != nil {
+	// Nothing moves until the connecting side is connected.
+	if c.spliceSetEvents(i, 1-connectSide, 0) != nil || c.spliceSetEvents(i, connectSide, unix.EPOLLOUT) != nil {
 		c.spliceClose(i, true)
 		return
 	}
@@ -175,10 +222,10 @@ func (c *ctx) spliceEvent(i, side int, events uint32) {
 	f.lastActive = c.now
 	s := &f.splice
 	if s.connecting {
-		if side != sideNs {
+		if side != s.connectSide {
 			return
 		}
-		if soErr, err := getsockoptInt(s.ns, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		if soErr, err := getsockoptInt(f.sideFD(side), unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
 			c.spliceClose(i, true)
 			return
 		}
@@ -292,15 +339,14 @@ func (c *ctx) spliceClose(i int, reset bool) {
 }
 
 // protoUDPSpliced marks the keys of spliced UDP flows: they are indexed by
-// the local sender and the forwarded port, not by guest addresses.
+// the local sender and the listener it sent to, not by guest addresses.
 const protoUDPSpliced = 0x80 | protoUDP
 
 // udpSpliceDatagram forwards datagram k of the last batch, from a local
 // sender to forwarded port li, through the sender's socket in the
 // namespace.
 func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
-	l := &c.listeners[li]
-	key := newFlowKey(protoUDPSpliced, from.Addr(), from.Port(), netip.IPv6Unspecified(), l.port)
+	key := newFlowKey(protoUDPSpliced, from.Addr(), from.Port(), netip.IPv6Unspecified(), uint16(li))
 	i, ok := c.flows.lookup(key)
 	if !ok {
 		if i, ok = c.udpSpliceFlow(key, li, from); !ok {
@@ -317,16 +363,13 @@ func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
 	}
 }
 
-// udpSpliceFlow opens the namespace-side socket for a local sender.
+// udpSpliceFlow opens the socket that forwards a local sender's datagrams
+// to the other side: in the namespace for -u, on the host for -U.
 func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool) {
-	dst, ok := c.nsTarget(from.Addr(), c.listeners[li].target)
-	if !ok {
-		return 0, false
-	}
-	sock, err := c.nsSocket(unix.SOCK_DGRAM, dst)
+	sock, err := c.udpSpliceSocket(&c.listeners[li], from)
 	if err != nil {
 		if debugOn() {
-			debugf("splice: UDP socket to %s in the namespace: %v", dst, err)
+			debugf("splice: UDP socket for %s: %v", from, err)
 		}
 		return 0, false
 	}
@@ -346,6 +389,23 @@ func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool
 	}
 	f.registered = true
 	return i, true
+}
+
+// udpSpliceSocket connects a socket to where a local sender's datagrams to
+// listener l go.
+func (c *ctx) udpSpliceSocket(l *listener, from netip.AddrPort) (int, error) {
+	if l.inNs {
+		dst := netip.AddrPortFrom(loopback6, l.target)
+		if from.Addr().Is4() {
+			dst = netip.AddrPortFrom(loopback4, l.target)
+		}
+		return hostSocket(unix.SOCK_DGRAM, dst)
+	}
+	dst, ok := c.nsTarget(from.Addr(), l.target)
+	if !ok {
+		return -1, errors.New("no namespace address")
+	}
+	return c.nsSocket(unix.SOCK_DGRAM, dst)
 }
 
 // udpSplicedReplies passes what the namespace answers on a spliced flow's

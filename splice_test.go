@@ -53,7 +53,7 @@ func TestSpliceTCPLoopback(t *testing.T) {
 		c.Close()
 	}()
 	tp := newSpliceTestPasta(t)
-	if _, err := tp.c.listenPort(protoTCP, loopback4, "", 0, serverPort, false); err != nil {
+	if _, err := tp.c.listenPort(dirTCP, loopback4, "", 0, serverPort, false); err != nil {
 		t.Fatal(err)
 	}
 	port := boundPort(t, tp.c.listeners[len(tp.c.listeners)-1].fd)
@@ -94,7 +94,7 @@ func TestSpliceTCPLoopback(t *testing.T) {
 func TestSpliceUDPLoopback(t *testing.T) {
 	_, serverPort := udpEchoServer(t)
 	tp := newSpliceTestPasta(t)
-	if _, err := tp.c.listenPort(protoUDP, loopback4, "", 0, serverPort, false); err != nil {
+	if _, err := tp.c.listenPort(dirUDP, loopback4, "", 0, serverPort, false); err != nil {
 		t.Fatal(err)
 	}
 	port := boundPort(t, tp.c.listeners[len(tp.c.listeners)-1].fd)

@@ -176,7 +176,7 @@ func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 	tc.state = tcpConnecting
 	c.tcpArmTimer(f, tcpConnectTimeoutNS)
 
-	c.connectAddr.set(hostDst)
+	c.connectAddr.setScoped(hostDst, c.linkScope())
 	err = connectRaw(sock, &c.connectAddr)
 	if err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		c.tcpConnectFailed(i, err)

@@ -157,7 +157,7 @@ func (c *ctx) udpSocketFor(dst netip.AddrPort) (int, error) {
 		unix.Close(sock)
 		return -1, err
 	}
-	c.connectAddr.set(dst)
+	c.connectAddr.setScoped(dst, c.linkScope())
 	if err := connectRaw(sock, &c.connectAddr); err != nil {
 		unix.Close(sock)
 		return -1, err
@@ -295,7 +295,7 @@ func (c *ctx) udpListenerReadable(li int) {
 	n := c.udpReadBatch(l.fd, family)
 	for k := 0; k < n; k++ {
 		from := c.udpBufs.addrs[k].addrPort()
-		if c.spliceable(from.Addr()) {
+		if l.inNs || c.spliceable(from.Addr()) {
 			c.udpSpliceDatagram(li, from, k)
 			continue
 		}

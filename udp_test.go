@@ -134,7 +134,7 @@ func TestUDPPortUnreachableBecomesICMP(t *testing.T) {
 func TestUDPInboundForwarding(t *testing.T) {
 	// With --no-splice a local client takes the tap, like a remote one.
 	tp := newTestPasta(t, func(c *config) { c.noSplice = true })
-	if _, err := tp.c.listenPort(protoUDP, netip.MustParseAddr("127.0.0.1"), "", 0, 7000, false); err != nil {
+	if _, err := tp.c.listenPort(dirUDP, netip.MustParseAddr("127.0.0.1"), "", 0, 7000, false); err != nil {
 		t.Fatal(err)
 	}
 	l := tp.c.listeners[len(tp.c.listeners)-1]
