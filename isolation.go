@@ -31,6 +31,7 @@ const (
 	stageLauncher = ""        // as started by the user
 	stageUserns   = "userns"  // re-executed into a user namespace, foreground
 	stageDaemon   = "daemon"  // re-executed into the background
+	stageCmdInit  = "cmdinit" // the command's first stage, see runCommandInit
 	readyFD       = 3         // readiness pipe of the daemon, inherited as fd 3
 	readyMessage  = "ready\n" // what the daemon writes once set up
 )

@@ -144,17 +144,26 @@ func (c *ctx) wakeReadable() {
 }
 
 // startCommand runs the command (default: the user's shell) in the
-// namespace, with our standard descriptors, and watches for its exit.
+// namespace, with our standard descriptors, and watches for its exit. Like
+// C pasta, it gets its own PID, mount, UTS and IPC namespaces: it is PID 1
+// there, with a /proc of its own and the host name "pasta-HOSTNAME", and
+// whatever it leaves running ends with it. The namespaces are set up by
+// this binary re-executed as the command's first stage (runCommandInit),
+// which then executes the command in its place.
 func (c *ctx) startCommand(argv []string) error {
 	if len(argv) == 0 {
 		argv = defaultShell()
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	if cmd.Err != nil {
-		return fmt.Errorf("%s: %w", argv[0], cmd.Err)
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return fmt.Errorf("%s: %w", argv[0], err)
 	}
+	cmd := exec.Command(selfPath(), append([]string{path}, argv...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = withoutStageEnv(os.Environ())
+	cmd.Env = append(withoutStageEnv(os.Environ()), envStage+"="+stageCmdInit)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+	}
 	if err := c.ns.do(cmd.Start); err != nil {
 		return fmt.Errorf("%s: %w", argv[0], err)
 	}
@@ -205,4 +214,22 @@ func warnRateLimited(c *ctx, msg string) {
 	}
 	c.lastRateLimitedWarn = c.now
 	warnf("%s", msg)
+}
+
+// runCommandInit is the command's first stage, PID 1 of its new PID
+// namespace: it mounts a /proc for that namespace in its own mount
+// namespace (kept from propagating back), names the host, and executes the
+// command, which keeps PID 1.
+func runCommandInit(path string, argv []string) int {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err == nil {
+		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			fmt.Fprintf(os.Stderr, "pasta: mounting /proc for the command: %v\n", err)
+		}
+	}
+	if host, err := os.Hostname(); err == nil {
+		_ = unix.Sethostname([]byte("pasta-" + host))
+	}
+	err := unix.Exec(path, argv, withoutStageEnv(os.Environ()))
+	fmt.Fprintf(os.Stderr, "pasta: %s: %v\n", argv[0], err)
+	return commandStartStatus(err)
 }

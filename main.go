@@ -24,6 +24,9 @@ func main() {
 // run parses the command line and dispatches to the stage this process
 // plays in the process model (see isolation.go).
 func run() int {
+	if os.Getenv(envStage) == stageCmdInit {
+		return runCommandInit(os.Args[1], os.Args[2:])
+	}
 	cfg, err := parseArgs(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
