@@ -99,6 +99,8 @@ type tcpConn struct {
 	sndWS      uint8  // the guest's window scale shift
 	rcvWS      uint8  // our window scale shift (0 when not negotiated)
 	wsOK       bool   // window scaling negotiated (RFC 7323 section 1.3)
+	rcvWnd     uint32 // window last computed from the socket (tcpRecvWindow)
+	rcvWndOld  bool   // the socket's queue changed since: compute it again
 	dupAcks    uint8
 	retries    uint8
 	ackPending bool
@@ -357,6 +359,7 @@ func (c *ctx) tcpEstablish(i int) {
 	tc := &f.tcp
 	tc.state |= tcpEstablished
 	tc.sndUna, tc.sndNxt = tc.iss+1, tc.iss+1
+	tc.rcvWndOld = true
 	tc.deadline = 0
 	tc.rto = tcpRTOInitialNS
 	if tcpPeekOffSupported {
@@ -500,6 +503,7 @@ func (c *ctx) tcpGuestData(i int) {
 			return
 		}
 		tc.rcvNxt += uint32(n)
+		tc.rcvWndOld = true
 		if n < len(payload) {
 			fin = false // the FIN comes after data the socket could not take yet
 			c.tcpWaitForSpace(i)
@@ -574,6 +578,7 @@ func (c *ctx) tcpSockEvent(i int, events uint32) {
 	}
 	if events&unix.EPOLLOUT != 0 && tc.state&tcpWantWindow != 0 {
 		tc.state &^= tcpWantWindow
+		tc.rcvWndOld = true
 		if err := c.tcpSetEvents(i, tc.events&^unix.EPOLLOUT); err != nil {
 			c.tcpResetBoth(i)
 			return
@@ -826,6 +831,12 @@ func (c *ctx) tcpRecvWindow(f *flow) uint32 {
 	if f.sock < 0 {
 		return 0
 	}
+	// Only what the guest sends fills the socket's send buffer: without
+	// new guest data (or a drained socket) the last window still holds,
+	// and data segments to the guest need no system calls for it.
+	if f.typ == flowTCP && !f.tcp.rcvWndOld && f.tcp.state&tcpEstablished != 0 {
+		return f.tcp.rcvWnd
+	}
 	sndbuf, err1 := getsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_SNDBUF)
 	queued, err2 := ioctlInt(f.sock, unix.SIOCOUTQ)
 	if err1 != nil || err2 != nil {
@@ -833,9 +844,13 @@ func (c *ctx) tcpRecvWindow(f *flow) uint32 {
 	}
 	// The kernel counts buffer overhead against SO_SNDBUF: keep a margin.
 	free := max(sndbuf-sndbuf/8-queued, 0)
-	if free < sndbuf/4 && f.tcp.state&tcpWantWindow == 0 && f.typ == flowTCP {
+	if f.typ != flowTCP {
+		return uint32(free)
+	}
+	if free < sndbuf/4 && f.tcp.state&tcpWantWindow == 0 {
 		c.tcpWaitForSpace(int(f.index))
 	}
+	f.tcp.rcvWnd, f.tcp.rcvWndOld = uint32(free), false
 	return uint32(free)
 }
 
