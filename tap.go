@@ -86,31 +86,7 @@ func openTap(name string) (*tapIO, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("setting offloads on tap %s: %w", name, err)
 	}
-	if err := setTxQueueLen(name, tapTxQueueLen); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("setting the queue length of tap %s: %w", name, err)
-	}
 	return &tapIO{tapFD: fd}, nil
-}
-
-// tapTxQueueLen is the tap's queue length, in frames: longer than the
-// default 1000, it absorbs the guest's bursts while pasta is busy with
-// other descriptors (a UDP sender at 1 Gbit/s lost 3% of its datagrams
-// with 1000 here, none with 5000).
-const tapTxQueueLen = 5000
-
-// setTxQueueLen sets an interface's queue length (SIOCSIFTXQLEN,
-// netdevice(7)) in the calling thread's namespace.
-func setTxQueueLen(name string, qlen int) error {
-	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(s)
-	var ifr [ifreqSize]byte
-	copy(ifr[:unix.IFNAMSIZ-1], name)
-	binary.NativeEndian.PutUint32(ifr[ifreqFlagsOffset:], uint32(qlen))
-	return ioctlPtr(s, unix.SIOCSIFTXQLEN, unsafe.Pointer(&ifr[0]))
 }
 
 func ioctlPtr(fd int, req uint, arg unsafe.Pointer) error {
