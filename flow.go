@@ -136,6 +136,9 @@ func (t *flowTable) kill(c *ctx, i int) {
 		return
 	}
 	f.dead = true
+	if c.udpTx.flow == i {
+		c.udpTx.flow, c.udpTx.n, c.udpTx.used = -1, 0, 0 // drop what was queued for it
+	}
 	if f.sock >= 0 {
 		if f.registered {
 			c.epollDel(f.sock)

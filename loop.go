@@ -145,7 +145,7 @@ func (c *ctx) tapReadable(events uint32) {
 		c.stop(1)
 		return
 	}
-	defer c.tcpFlushAcks()
+	defer c.flushBatches()
 	for i := 0; i < maxFramesPerRun; i++ {
 		frame, err := c.dev.recv(c.rxBuf)
 		if err != nil {
@@ -159,6 +159,13 @@ func (c *ctx) tapReadable(events uint32) {
 		}
 		c.handleFrame(frame)
 	}
+}
+
+// flushBatches sends what handling a batch of guest frames queued: TCP
+// ACKs and UDP datagrams.
+func (c *ctx) flushBatches() {
+	c.tcpFlushAcks()
+	c.udpFlush()
 }
 
 // stop makes the loop return after the current batch.

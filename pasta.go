@@ -65,6 +65,7 @@ type ctx struct {
 
 	// UDP (udp.go).
 	udpBufs *udpBuffers
+	udpTx   *udpTxBatch
 
 	// Port forwarding (fwd.go).
 	listeners  []listener
@@ -110,6 +111,7 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		peekIov:     make([]unix.Iovec, 0, 1024),
 		peekDiscard: make([]byte, 1<<16),
 		udpBufs:     newUDPBuffers(),
+		udpTx:       newUDPTxBatch(),
 	}
 	c.ourMAC = defaultOurMAC
 	c.guestMAC = broadcastMAC

@@ -193,6 +193,17 @@ func sendDatagram(fd int, p []byte, to *rawSockaddr) error {
 	return errnoErr(e)
 }
 
+// sendmmsg sends the datagrams of hdrs without blocking, and returns how
+// many the socket took.
+func sendmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
+	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
+		uintptr(len(hdrs)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
 // recvmmsg receives up to len(hdrs) datagrams without blocking.
 func recvmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
 	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),

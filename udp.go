@@ -83,26 +83,110 @@ func (c *ctx) handleUDP(src, dst netip.Addr) {
 			return
 		}
 	}
-	f := c.flows.at(i)
-	f.lastActive = c.now
-	if err := c.udpSend(f, u.Payload); err != nil {
-		c.stats.udpDropped++
-		if debugOn() {
-			debugf("udp: flow %d: sending to %s: %v", i, f.udp.hostPeer.addrPort(), err)
-		}
+	c.flows.at(i).lastActive = c.now
+	c.udpQueue(i, u.Payload)
+}
+
+// udpTxBatch collects the guest's datagrams for one flow while a batch of
+// tap frames is read, to hand them to the socket with one sendmmsg(2):
+// the payloads are copied out of the frame buffer, which the next frame
+// reuses.
+type udpTxBatch struct {
+	flow  int // flow of the queued datagrams; -1 when empty
+	n     int
+	arena []byte
+	used  int
+	iov   [udpBatch]unix.Iovec
+	hdrs  [udpBatch]unix.Mmsghdr
+}
+
+func newUDPTxBatch() *udpTxBatch {
+	return &udpTxBatch{flow: -1, arena: make([]byte, 1<<18)}
+}
+
+// udpQueue queues a datagram for flow i, sending what was queued for
+// another flow (or what fills the batch) first.
+func (c *ctx) udpQueue(i int, payload []byte) {
+	b := c.udpTx
+	if b.flow != i || b.n == udpBatch || b.used+len(payload) > len(b.arena) {
+		c.udpFlush()
 	}
+	if len(payload) > len(b.arena) {
+		c.stats.udpDropped++
+		return
+	}
+	b.flow = i
+	p := b.arena[b.used : b.used+len(payload)]
+	copy(p, payload)
+	b.used += len(payload)
+	b.iov[b.n] = unix.Iovec{Base: unsafe.SliceData(p), Len: uint64(len(p))}
+	b.hdrs[b.n] = unix.Mmsghdr{Hdr: unix.Msghdr{Iov: &b.iov[b.n], Iovlen: 1}}
+	b.n++
+}
+
+// udpFlush sends the queued datagrams to their flow's host peer.
+func (c *ctx) udpFlush() {
+	b := c.udpTx
+	if b.n == 0 {
+		b.flow = -1
+		return
+	}
+	f := c.flows.at(b.flow)
+	if !f.dead && f.typ == flowUDP {
+		sock, to := c.udpDestination(f)
+		for k := range b.n {
+			if to != nil {
+				b.hdrs[k].Hdr.Name, b.hdrs[k].Hdr.Namelen = (*byte)(unsafe.Pointer(&to.raw)), to.len
+			}
+		}
+		c.udpSendBatch(f, sock, b.hdrs[:b.n])
+	}
+	b.flow, b.n, b.used = -1, 0, 0
+}
+
+// udpSendBatch sends datagrams with sendmmsg. As with udpSend, an error
+// left by an earlier ICMP message fails once and is then cleared.
+func (c *ctx) udpSendBatch(f *flow, sock int, hdrs []unix.Mmsghdr) {
+	retried := false
+	for len(hdrs) > 0 {
+		sent, err := sendmmsg(sock, hdrs)
+		if err != nil {
+			if !retried && isICMPError(err) {
+				retried = true
+				continue
+			}
+			c.stats.udpDropped += uint64(len(hdrs))
+			if debugOn() {
+				debugf("udp: flow %d: sending to %s: %v", f.index, f.udp.hostPeer.addrPort(), err)
+			}
+			return
+		}
+		hdrs = hdrs[sent:]
+	}
+}
+
+// udpDestination is where a flow's datagrams go: its connected socket,
+// or the listener of an inbound flow, with the peer's address.
+func (c *ctx) udpDestination(f *flow) (int, *rawSockaddr) {
+	if f.udp.listener >= 0 {
+		return c.listeners[f.udp.listener].fd, &f.udp.hostPeer
+	}
+	return f.sock, nil
+}
+
+// isICMPError tells whether a send failed on an error an ICMP message
+// left on the socket.
+func isICMPError(err error) bool {
+	return errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH)
 }
 
 // udpSend sends a guest datagram to the flow's host peer. A pending error
 // from an earlier ICMP message fails one send and is then cleared: the
 // datagram is sent again.
 func (c *ctx) udpSend(f *flow, payload []byte) error {
-	sock, to := f.sock, (*rawSockaddr)(nil)
-	if f.udp.listener >= 0 {
-		sock, to = c.listeners[f.udp.listener].fd, &f.udp.hostPeer
-	}
+	sock, to := c.udpDestination(f)
 	err := sendDatagram(sock, payload, to)
-	if err != nil && (errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH)) {
+	if err != nil && isICMPError(err) {
 		err = sendDatagram(sock, payload, to)
 	}
 	return err
