@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 # A count, not a duration: a duration's deadline can expire while a worker
 # runs its last input on a loaded machine, which Go reports as a failure.
-FUZZTIME=${FUZZTIME:-10000x}
+FUZZTIME=${FUZZTIME:-50000x}
 
 step() { printf '\n== %s\n' "$*"; }
 
