@@ -373,22 +373,7 @@ func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool
 		}
 		return 0, false
 	}
-	i, ok := c.flows.alloc(flowUDP, key)
-	if !ok {
-		unix.Close(sock)
-		warnRateLimited(c, "flow table full: dropping UDP datagrams from new senders")
-		return 0, false
-	}
-	f := c.flows.at(i)
-	f.sock = sock
-	f.udp.listener, f.udp.spliced = li, true
-	f.udp.hostPeer.set(from)
-	if err := c.epollAdd(sock, unix.EPOLLIN, makeRef(kindUDP, i)); err != nil {
-		c.flows.kill(c, i)
-		return 0, false
-	}
-	f.registered = true
-	return i, true
+	return c.udpFlowWithSocket(key, sock, li, from)
 }
 
 // udpSpliceSocket connects a socket to where a local sender's datagrams to

@@ -783,9 +783,7 @@ func (c *ctx) tcpTimer(i int) {
 func (c *ctx) tcpRetransmitTimeout(i int) {
 	f := c.flows.at(i)
 	tc := &f.tcp
-	tc.retries++
-	if tc.retries > tcpMaxRetries {
-		c.tcpResetBoth(i)
+	if !c.tcpRetry(i, tcpMaxRetries) {
 		return
 	}
 	tc.rto = min(tc.rto*2, tcpRTOMaxNS)
@@ -800,9 +798,7 @@ func (c *ctx) tcpRetransmitTimeout(i int) {
 func (c *ctx) tcpWindowProbe(i int) {
 	f := c.flows.at(i)
 	tc := &f.tcp
-	tc.retries++
-	if tc.retries > tcpMaxRetries*2 {
-		c.tcpResetBoth(i)
+	if !c.tcpRetry(i, tcpMaxRetries*2) {
 		return
 	}
 	c.tcpSendFlags(f, tc.sndNxt-1, tcpFlagACK)
@@ -810,13 +806,23 @@ func (c *ctx) tcpWindowProbe(i int) {
 	c.tcpArmTimer(f, tc.rto)
 }
 
+// tcpRetry counts one more try of a timer's action, and resets the
+// connection (returning false) when there were more than limit.
+func (c *ctx) tcpRetry(i int, limit uint8) bool {
+	tc := &c.flows.at(i).tcp
+	tc.retries++
+	if tc.retries > limit {
+		c.tcpResetBoth(i)
+		return false
+	}
+	return true
+}
+
 // tcpSynRetry sends the SYN of a forwarded connection again.
 func (c *ctx) tcpSynRetry(i int) {
 	f := c.flows.at(i)
 	tc := &f.tcp
-	tc.retries++
-	if tc.retries > tcpSynRetries {
-		c.tcpResetBoth(i)
+	if !c.tcpRetry(i, tcpSynRetries) {
 		return
 	}
 	c.tcpSendFlags(f, tc.iss, tcpFlagSYN)

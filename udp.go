@@ -204,24 +204,32 @@ func (c *ctx) udpNewFlow(key flowKey, src, dst netip.Addr) (int, bool) {
 		}
 		return 0, false
 	}
+	i, ok := c.udpFlowWithSocket(key, sock, -1, hostDst)
+	if ok && debugOn() {
+		debugf("udp: flow %d: %s:%d -> %s", i, src, u.SrcPort, hostDst)
+	}
+	return i, ok
+}
+
+// udpFlowWithSocket makes a UDP flow reading its peer's datagrams from
+// sock (which it takes over), replying through listener li (-1: through
+// sock) to peer.
+func (c *ctx) udpFlowWithSocket(key flowKey, sock, li int, peer netip.AddrPort) (int, bool) {
 	i, ok := c.flows.alloc(flowUDP, key)
 	if !ok {
 		unix.Close(sock)
-		warnRateLimited(c, "flow table full: dropping UDP datagrams to new destinations")
+		warnRateLimited(c, "flow table full: dropping UDP datagrams of new flows")
 		return 0, false
 	}
 	f := c.flows.at(i)
 	f.sock = sock
-	f.udp.listener = -1
-	f.udp.hostPeer.set(hostDst)
+	f.udp.listener, f.udp.spliced = li, li >= 0
+	f.udp.hostPeer.set(peer)
 	if err := c.epollAdd(sock, unix.EPOLLIN, makeRef(kindUDP, i)); err != nil {
 		c.flows.kill(c, i)
 		return 0, false
 	}
 	f.registered = true
-	if debugOn() {
-		debugf("udp: flow %d: %s:%d -> %s", i, src, u.SrcPort, hostDst)
-	}
 	return i, true
 }
 
