@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,74 +51,8 @@ func tcpBulkTimeout() time.Duration {
 
 // --- tcptool: building it --------------------------------------------------
 
-var tcpToolBuild struct {
-	mu   sync.Mutex
-	dir  string // 0755 directory holding the binary, while refs > 0
-	path string
-	refs int
-}
-
-// tcpTool returns the path of the tcptool binary, building it if needed
-// into a directory every user can read (the unprivileged user runs it). The
-// directory is removed when the last test using it ends; a later test
-// builds it again (from the Go build cache, so quickly).
-func tcpTool(t *testing.T) string {
-	t.Helper()
-	b := &tcpToolBuild
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.refs == 0 {
-		dir, err := buildTCPTool()
-		if err != nil {
-			t.Fatalf("building tcptool: %v", err)
-		}
-		b.dir, b.path = dir, filepath.Join(dir, "tcptool")
-	}
-	b.refs++
-	t.Cleanup(func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		if b.refs--; b.refs == 0 {
-			os.RemoveAll(b.dir)
-			b.dir, b.path = "", ""
-		}
-	})
-	return b.path
-}
-
-func buildTCPTool() (string, error) {
-	dir, err := os.MkdirTemp("", "gopasta-tcptool-")
-	if err != nil {
-		return "", err
-	}
-	fail := func(err error) (string, error) {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fail(err)
-	}
-	src := filepath.Join(dir, "main.go")
-	if err := os.WriteFile(src, []byte(tcpToolSource), 0o644); err != nil {
-		return fail(err)
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = "/usr/local/go/bin/go"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", filepath.Join(dir, "tcptool"), src)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GO111MODULE=on")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("go build: %v\n%s", err, out))
-	}
-	if err := os.Chmod(filepath.Join(dir, "tcptool"), 0o755); err != nil {
-		return fail(err)
-	}
-	return dir, nil
-}
+// tcpToolProg is the helper program of these tests.
+var tcpToolProg = &testTool{name: "tcptool", source: tcpToolSource}
 
 // streamSums caches the sha256 of tcptool's deterministic streams.
 var streamSums struct {
@@ -287,7 +219,7 @@ var tcpFamilies = []struct{ name, remote, host string }{
 // reports the sha256 of what it got, and both must equal the stream's sum
 // computed outside any namespace.
 func TestTCPBulk(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		srv := startRemoteServer(t, sb, tool, "REMOTE", tcpServerPort)
 		n := uint64(tcpBulkSize)
@@ -354,7 +286,7 @@ func TestTCPBulk(t *testing.T) {
 // every connection sends its own stream and checks the server's, and the
 // server checks what it got (and says so on the connection).
 func TestTCPManyConnections(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		srv := startRemoteServer(t, sb, tool, "REMOTE", tcpServerPort)
 		res := runInNs(t, m, sb, tcpManyTimeout, nil, tool, "many", "-c", hostPort(sandbox.RemoteAddr4, tcpServerPort),
@@ -413,7 +345,7 @@ func grepLines(s, prefix string, subs ...string) []string {
 // the server reads to EOF and only then sends 1 MiB, in pieces, which the
 // client must receive whole.
 func TestTCPHalfClose(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		srv := startRemoteServer(t, sb, tool, "REMOTE", tcpServerPort)
 		n := uint64(tcpHalfCloseSize)
@@ -476,7 +408,7 @@ func TestTCPHalfClose(t *testing.T) {
 // 4. A connection to a closed port of the remote is refused at once: pasta
 // answers the guest's SYN with a RST as soon as its own connect() fails.
 func TestTCPRefused(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		for _, fam := range tcpFamilies {
 			t.Run(fam.name, func(t *testing.T) {
@@ -533,7 +465,7 @@ func nsServer(t *testing.T, m mode, sb *sandbox.Sandbox, tool string, opts []str
 // --no-splice one on the loopback too, go through the tap and appear as
 // the gateway (--map-gw's address). The C pasta does the same.
 func TestTCPInboundForward(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		ctx := withTimeout(t, 2*time.Minute)
 		remote4, remote6 := netip.MustParseAddr(sandbox.RemoteAddr4), netip.MustParseAddr(sandbox.RemoteAddr6)
@@ -616,7 +548,7 @@ func (tc inboundCase) check(t *testing.T, m mode, sb *sandbox.Sandbox, ctx conte
 // the host's loopback; with --no-map-gw it is the gateway itself (here: a
 // server in the remote netns on the gateway's address).
 func TestTCPMapGateway(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		hctx := withTimeout(t, 5*time.Minute)
 		startServer(t, sb, sb.Host(hctx, sandbox.Root, tool, "serve", "-name", "HOSTLO",
@@ -658,7 +590,7 @@ func TestTCPMapGateway(t *testing.T) {
 // namespace after pasta becomes reachable from the remote through the
 // host's address within tcpAutoMax (pasta rescans once a second).
 func TestTCPAutoForward(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		for _, tc := range []struct {
 			name string
@@ -727,7 +659,7 @@ func unixMilli(t *testing.T, s string) time.Time {
 // 8. --map-guest-addr: from the namespace, that address is the host's own
 // address (Podman's host.containers.internal).
 func TestTCPMapGuestAddr(t *testing.T) {
-	tool := tcpTool(t)
+	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		hctx := withTimeout(t, 5*time.Minute)
 		startServer(t, sb, sb.Host(hctx, sandbox.Root, tool, "serve", "-name", "HOSTADDR",
