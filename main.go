@@ -116,7 +116,13 @@ func runDaemon(cfg *config) int {
 
 // loopUntilDone runs the event loop and returns pasta's exit status.
 func (c *ctx) loopUntilDone() int {
-	if err := c.run(); err != nil {
+	err := c.run()
+	if debugOn() {
+		s := &c.stats
+		debugf("frames: %d in, %d out; dropped: %d malformed, %d unsupported, %d ICMP, %d UDP; errors: %d reading, %d writing",
+			s.rxFrames, s.txFrames, s.malformed, s.unsupported, s.icmpDropped, s.udpDropped, s.rxErrors, s.txErrors)
+	}
+	if err != nil {
 		errorf("%v", err)
 		return 1
 	}
