@@ -95,6 +95,10 @@ func runForeground(cfg *config) int {
 			return commandStartStatus(err)
 		}
 	}
+	if err := installSeccomp(); err != nil {
+		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+		return 1
+	}
 	return c.loopUntilDone()
 }
 
@@ -107,6 +111,10 @@ func runDaemon(cfg *config) int {
 		err = writePidFile(cfg.pidFile)
 	}
 	if err != nil {
+		rep.fail(err)
+		return 1
+	}
+	if err := installSeccomp(); err != nil {
 		rep.fail(err)
 		return 1
 	}
