@@ -261,8 +261,12 @@ func boundSocket(proto uint8, ap netip.AddrPort, ifname string, freebind bool) (
 			return fail(err)
 		}
 	}
-	if freebind {
-		_ = setsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
+	if freebind { // --freebind: bind addresses the host does not have (yet)
+		if family == unix.AF_INET6 {
+			_ = setsockoptInt(fd, unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+		} else {
+			_ = setsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
+		}
 	}
 	var sa rawSockaddr
 	sa.set(ap)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"runtime"
 	"strconv"
 	"strings"
@@ -324,4 +325,91 @@ func defaultShell() []string {
 		return []string{sh}
 	}
 	return []string{"/bin/sh"}
+}
+
+// nobody is the account pasta switches to when started as root (pasta(1),
+// --runas) if the user database has no "nobody".
+const nobodyID = 65534
+
+// dropPrivileges switches to the --runas user once set up, or, when pasta
+// runs as root without --runas, to nobody, like C pasta. A default switch
+// that the user namespace can't express (an unmapped ID) is skipped; an
+// explicit --runas that fails is an error.
+func dropPrivileges(cfg *config) error {
+	if cfg.runas == "" && os.Geteuid() != 0 {
+		return nil
+	}
+	spec := cfg.runas
+	if spec == "" {
+		spec = "nobody"
+	}
+	uid, gid, err := lookupRunas(spec)
+	if err != nil {
+		return fmt.Errorf("--runas: %v", err)
+	}
+	if uid == os.Geteuid() && gid == os.Getegid() {
+		return nil
+	}
+	_ = syscall.Setgroups(nil) // refused where setgroups is denied (our own user namespace)
+	err = syscall.Setgid(gid)
+	if err == nil {
+		err = syscall.Setuid(uid)
+	}
+	if err != nil && cfg.runas != "" {
+		return fmt.Errorf("--runas: switching to %d:%d: %v", uid, gid, err)
+	}
+	if err != nil && debugOn() {
+		debugf("staying %d:%d: can't switch to %d:%d: %v", os.Geteuid(), os.Getegid(), uid, gid, err)
+	}
+	return nil
+}
+
+// lookupRunas resolves UID, UID:GID, LOGIN or LOGIN:GROUP; a lone UID or
+// LOGIN brings its primary group.
+func lookupRunas(spec string) (int, int, error) {
+	name, group, hasGroup := strings.Cut(spec, ":")
+	uid, gid, err := lookupUser(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	if hasGroup {
+		if gid, err = lookupGroup(group); err != nil {
+			return 0, 0, err
+		}
+	}
+	return uid, gid, nil
+}
+
+func lookupUser(name string) (int, int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		u, err = user.LookupId(name)
+	}
+	if err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		return uid, gid, nil
+	}
+	if id, convErr := strconv.Atoi(name); convErr == nil && id >= 0 {
+		return id, id, nil // a numeric ID without an account
+	}
+	if name == "nobody" {
+		return nobodyID, nobodyID, nil
+	}
+	return 0, 0, fmt.Errorf("no user '%s'", name)
+}
+
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		g, err = user.LookupGroupId(name)
+	}
+	if err == nil {
+		gid, _ := strconv.Atoi(g.Gid)
+		return gid, nil
+	}
+	if id, convErr := strconv.Atoi(name); convErr == nil && id >= 0 {
+		return id, nil
+	}
+	return 0, fmt.Errorf("no group '%s'", name)
 }

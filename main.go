@@ -40,9 +40,11 @@ func run() int {
 		fmt.Println(versionString) // one line: Podman shows all of it in podman info
 		return 0
 	}
-	if err := checkSupported(cfg); err != nil {
-		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
-		return 1
+	if cfg.runas != "" {
+		if _, _, err := lookupRunas(cfg.runas); err != nil {
+			fmt.Fprintf(os.Stderr, "pasta: --runas: %v\n", err)
+			return 1
+		}
 	}
 	switch os.Getenv(envStage) {
 	case stageUserns:
@@ -95,7 +97,7 @@ func runForeground(cfg *config) int {
 			return commandStartStatus(err)
 		}
 	}
-	if err := installSeccomp(); err != nil {
+	if err := confine(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
@@ -114,12 +116,21 @@ func runDaemon(cfg *config) int {
 		rep.fail(err)
 		return 1
 	}
-	if err := installSeccomp(); err != nil {
+	if err := confine(cfg); err != nil {
 		rep.fail(err)
 		return 1
 	}
 	rep.ready()
 	return c.loopUntilDone()
+}
+
+// confine gives up what pasta no longer needs once set up: root (--runas),
+// then every system call but those of the loop (seccomp.go).
+func confine(cfg *config) error {
+	if err := dropPrivileges(cfg); err != nil {
+		return err
+	}
+	return installSeccomp()
 }
 
 // loopUntilDone runs the event loop and returns pasta's exit status.

@@ -7,24 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// checkSupported rejects options that are parsed but whose feature is not
-// built yet: they must fail loudly, never be silently ignored.
-func checkSupported(cfg *config) error {
-	unsupported := []struct {
-		set  bool
-		name string
-	}{
-		{cfg.runas != "", "--runas"},
-		{cfg.freebind, "--freebind"},
-	}
-	for _, u := range unsupported {
-		if u.set {
-			return fmt.Errorf("%s: not supported yet", u.name)
-		}
-	}
-	return nil
-}
-
 // applyForwardDefaults turns forwarding options not given into pasta's
 // default, "auto" (pasta(1), -t, -u, -T, -U).
 func applyForwardDefaults(cfg *config) {
