@@ -591,58 +591,12 @@ func TestTCPMapGateway(t *testing.T) {
 // host's address within tcpAutoMax (pasta rescans once a second).
 func TestTCPAutoForward(t *testing.T) {
 	tool := tcpToolProg.binary(t)
-	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
-		for _, tc := range []struct {
-			name string
-			opts []string
-		}{
-			{"default", nil},
-			{"explicit", []string{"-t", "auto"}},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				ctx := withTimeout(t, 2*time.Minute)
-				script := "echo STARTED; sleep 1; exec " + tool + " serve -name NS -l :" + tcpAutoPort
-				args := append(append([]string{"--config-net"}, tc.opts...), "--", "sh", "-c", script)
-				t.Logf("$ pasta %s &", strings.Join(args, " "))
-				p := sb.Start(t, m.pasta(t, ctx, sb, args...))
-				defer p.Kill()
-				waitForLine(t, p, "STARTED", tcpServerReadyWait)
-				started := time.Now()
-				// Nothing listens yet: the port is closed on the host.
-				res := sandbox.Run(sb.Remote(ctx, m.as, tool, "probe", "-c", hostPort(sandbox.HostAddr4, tcpAutoPort)))
-				if r := toolLine(t, res.Stdout, "PROBE"); r["result"] != "refused" && time.Since(started) < 800*time.Millisecond {
-					t.Errorf("port %s of the host answered before the server in the namespace started: %v", tcpAutoPort, r)
-				}
-
-				// Clients in the remote keep trying (every 50 ms) from now
-				// on; each reports the time it got through, and the server
-				// the time it started listening (same clock), so process
-				// start-up delays on a busy machine don't count.
-				clients := map[string]*sandbox.Proc{}
-				for _, fam := range tcpFamilies {
-					clients[fam.name] = sb.Start(t, sb.Remote(ctx, m.as, tool, "hello", "-retry", "10s",
-						"-c", hostPort(fam.host, tcpAutoPort)))
-				}
-				waitForLine(t, p, "LISTENING", tcpServerReadyWait)
-				listened := unixMilli(t, toolLine(t, p.Stdout(), "LISTENING")["t"])
-				for _, fam := range tcpFamilies {
-					c := clients[fam.name]
-					if exited, err := c.Wait(20 * time.Second); !exited || err != nil {
-						t.Fatalf("%s: client: exited %v, %v\n[stdout]\n%s[stderr]\n%s", fam.name, exited, err, c.Stdout(), c.Stderr())
-					}
-					g, cl := toolLine(t, c.Stdout(), "HELLO"), toolLine(t, c.Stdout(), "CLIENT")
-					took := unixMilli(t, cl["t"]).Sub(listened)
-					if took > tcpAutoMax {
-						t.Errorf("%s: port %s reachable %v after the server listened (%s attempts), want within %v",
-							fam.name, tcpAutoPort, took, cl["attempts"], tcpAutoMax)
-					}
-					if g["name"] != "NS" || peerAddr(t, g["peer"]) != netip.MustParseAddr(fam.remote) {
-						t.Errorf("%s: greeting %v, want the namespace's server seeing %s", fam.name, g, fam.remote)
-					}
-					t.Logf("%s: reachable %v after the server listened (%s attempts): %v", fam.name, took, cl["attempts"], g)
-				}
-			})
-		}
+	checkAutoForward(t, autoForwardCase{
+		tool: tool, port: tcpAutoPort, option: "-t", max: tcpAutoMax,
+		probe:  func(dst string) []string { return []string{tool, "probe", "-c", dst} },
+		probed: "PROBE", closed: []string{"refused"},
+		client: func(dst string) []string { return []string{tool, "hello", "-retry", "10s", "-c", dst} },
+		answer: "HELLO",
 	})
 }
 

@@ -396,63 +396,17 @@ func portOf(s string) string {
 // 6. -u auto (also the default without -u): a UDP server bound in the
 // namespace after pasta started is reachable from the remote through the
 // host's address within udpAutoMax (pasta rescans once a second), and sees
-// the sender's real address.
+// the sender's real address. (The host's ICMP port unreachable may be
+// rate-limited after the previous subtest's clients: silence counts as
+// closed; clients ask every 50 ms after a refusal or 300 ms of silence.)
 func TestUDPAutoForward(t *testing.T) {
 	tool := udpToolProg.binary(t)
-	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
-		for _, tc := range []struct {
-			name string
-			opts []string
-		}{
-			{"default", nil},
-			{"explicit", []string{"-u", "auto"}},
-		} {
-			t.Run(tc.name, func(t *testing.T) {
-				ctx := withTimeout(t, 2*time.Minute)
-				script := "echo STARTED; sleep 1; exec " + tool + " serve -name NS -l :" + udpAutoPort
-				args := append(append([]string{"--config-net"}, tc.opts...), "--", "sh", "-c", script)
-				t.Logf("$ pasta %s &", strings.Join(args, " "))
-				p := sb.Start(t, m.pasta(t, ctx, sb, args...))
-				defer p.Kill()
-				waitForLine(t, p, "STARTED", tcpServerReadyWait)
-				started := time.Now()
-				// Nothing is bound yet: the host's port is closed. (The
-				// host's ICMP port unreachable may be rate-limited after
-				// the previous subtest's clients: silence counts as closed.)
-				res := sandbox.Run(sb.Remote(ctx, m.as, tool, "refused", "-c", hostPort(sandbox.HostAddr4, udpAutoPort), "-wait", "500ms"))
-				if r := toolLine(t, res.Stdout, "REFUSED"); r["result"] != "refused" && r["result"] != "timeout" && time.Since(started) < 800*time.Millisecond {
-					t.Errorf("port %s of the host answered before the server in the namespace started: %v", udpAutoPort, r)
-				}
-
-				// Clients in the remote keep asking (every 50 ms after a
-				// refusal or 300 ms of silence) from now on; each reports
-				// when it got an answer, the server when it bound its port
-				// (same clock).
-				clients := map[string]*sandbox.Proc{}
-				for _, fam := range tcpFamilies {
-					clients[fam.name] = sb.Start(t, sb.Remote(ctx, m.as, tool, "who", "-retry", "10s", "-wait", "300ms",
-						"-c", hostPort(fam.host, udpAutoPort)))
-				}
-				waitForLine(t, p, "LISTENING", tcpServerReadyWait)
-				listened := unixMilli(t, toolLine(t, p.Stdout(), "LISTENING")["t"])
-				for _, fam := range tcpFamilies {
-					c := clients[fam.name]
-					if exited, err := c.Wait(20 * time.Second); !exited || err != nil {
-						t.Fatalf("%s: client: exited %v, %v\n[stdout]\n%s[stderr]\n%s", fam.name, exited, err, c.Stdout(), c.Stderr())
-					}
-					g, cl := toolLine(t, c.Stdout(), "WHO"), toolLine(t, c.Stdout(), "CLIENT")
-					took := unixMilli(t, cl["t"]).Sub(listened)
-					if took > udpAutoMax {
-						t.Errorf("%s: port %s reachable %v after the server bound it (%s attempts), want within %v",
-							fam.name, udpAutoPort, took, cl["attempts"], udpAutoMax)
-					}
-					if g["name"] != "NS" || peerAddr(t, g["peer"]) != netip.MustParseAddr(fam.remote) {
-						t.Errorf("%s: answer %v, want the namespace's server seeing %s", fam.name, g, fam.remote)
-					}
-					t.Logf("%s: reachable %v after the server bound its port (%s attempts): %v", fam.name, took, cl["attempts"], g)
-				}
-			})
-		}
+	checkAutoForward(t, autoForwardCase{
+		tool: tool, port: udpAutoPort, option: "-u", max: udpAutoMax,
+		probe:  func(dst string) []string { return []string{tool, "refused", "-c", dst, "-wait", "500ms"} },
+		probed: "REFUSED", closed: []string{"refused", "timeout"},
+		client: func(dst string) []string { return []string{tool, "who", "-retry", "10s", "-wait", "300ms", "-c", dst} },
+		answer: "WHO",
 	})
 }
 
