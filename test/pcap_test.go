@@ -67,6 +67,18 @@ type echo struct {
 	id, seq  uint16
 }
 
+// takeEcho reads an ICMP or ICMPv6 echo message (of the given request and
+// reply types) into e.
+func (e *echo) takeEcho(icmp []byte, request, reply byte) bool {
+	if len(icmp) < 8 || icmp[1] != 0 || (icmp[0] != request && icmp[0] != reply) {
+		return false
+	}
+	e.reply = icmp[0] == reply
+	e.id = binary.BigEndian.Uint16(icmp[4:])
+	e.seq = binary.BigEndian.Uint16(icmp[6:])
+	return true
+}
+
 // parseEcho decodes an Ethernet frame carrying an IPv4 ICMP or IPv6 ICMPv6
 // echo request or reply. ok is false for anything else.
 func parseEcho(f []byte) (e echo, ok bool) {
@@ -90,20 +102,7 @@ func parseEcho(f []byte) (e echo, ok bool) {
 		}
 		e.src = netip.AddrFrom4([4]byte(p[12:16]))
 		e.dst = netip.AddrFrom4([4]byte(p[16:20]))
-		icmp := p[ihl:total]
-		if len(icmp) < 8 || icmp[1] != 0 {
-			return e, false
-		}
-		switch icmp[0] {
-		case 8:
-		case 0:
-			e.reply = true
-		default:
-			return e, false
-		}
-		e.id = binary.BigEndian.Uint16(icmp[4:])
-		e.seq = binary.BigEndian.Uint16(icmp[6:])
-		return e, true
+		return e, e.takeEcho(p[ihl:total], 8, 0)
 	case 0x86dd: // IPv6, no extension headers expected for echo
 		if len(p) < 40 || p[0]>>4 != 6 || p[6] != 58 { // 58: ICMPv6
 			return e, false
@@ -114,20 +113,7 @@ func parseEcho(f []byte) (e echo, ok bool) {
 		}
 		e.src = netip.AddrFrom16([16]byte(p[8:24]))
 		e.dst = netip.AddrFrom16([16]byte(p[24:40]))
-		icmp := p[40 : 40+plen]
-		if len(icmp) < 8 || icmp[1] != 0 {
-			return e, false
-		}
-		switch icmp[0] {
-		case 128:
-		case 129:
-			e.reply = true
-		default:
-			return e, false
-		}
-		e.id = binary.BigEndian.Uint16(icmp[4:])
-		e.seq = binary.BigEndian.Uint16(icmp[6:])
-		return e, true
+		return e, e.takeEcho(p[40:40+plen], 128, 129)
 	}
 	return e, false
 }
