@@ -180,22 +180,15 @@ func (c *ctx) sendUDP(dstMAC []byte, src, dst netip.AddrPort, n int) {
 	copy(f[6:12], c.ourMAC[:])
 	binary.BigEndian.PutUint16(f[12:14], etherTypeFor(src.Addr()))
 	hl := putIPHeader(f[ethHdrLen:], src.Addr(), dst.Addr(), protoUDP, udpHdrLen+n)
-	putUDPHeader(f[ethHdrLen+hl:], src, dst, n)
-	c.sendFrame(ethHdrLen + hl + udpHdrLen + n)
+	putUDPHeader(f[ethHdrLen+hl:], src.Port(), dst.Port(), n)
+	c.finishL4Frame(c.txBuf, src.Addr(), dst.Addr(), protoUDP, ethHdrLen+hl, udpHdrLen+n, nil)
 }
 
-// putUDPHeader writes a UDP header (RFC 768) in front of the n payload
-// bytes that follow it in b, with the checksum over the pseudo-header,
-// header and payload.
-func putUDPHeader(b []byte, src, dst netip.AddrPort, n int) {
-	length := udpHdrLen + n
-	binary.BigEndian.PutUint16(b[0:2], src.Port())
-	binary.BigEndian.PutUint16(b[2:4], dst.Port())
-	binary.BigEndian.PutUint16(b[4:6], uint16(length))
+// putUDPHeader writes a UDP header (RFC 768) for n payload bytes; the
+// checksum is zeroed here and filled in by finishL4Frame.
+func putUDPHeader(b []byte, sport, dport uint16, n int) {
+	binary.BigEndian.PutUint16(b[0:2], sport)
+	binary.BigEndian.PutUint16(b[2:4], dport)
+	binary.BigEndian.PutUint16(b[4:6], uint16(udpHdrLen+n))
 	b[6], b[7] = 0, 0
-	sum := foldChecksum(sumBytes(b[:length], pseudoHeaderSum(src.Addr(), dst.Addr(), protoUDP, length)))
-	if sum == 0 {
-		sum = 0xffff // RFC 768: a computed zero is sent as all ones
-	}
-	binary.BigEndian.PutUint16(b[6:8], sum)
 }

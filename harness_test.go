@@ -210,3 +210,15 @@ func rawRead(fd int, p []byte) (int, error) {
 func rawWrite(fd int, p []byte) (int, error) {
 	return sendNoSignal(fd, p)
 }
+
+// expectDroppedAsMalformed injects a frame and checks that pasta answers
+// nothing and counts it as malformed.
+func expectDroppedAsMalformed(t *testing.T, frame []byte) {
+	t.Helper()
+	tp := newTestPasta(t, nil)
+	tp.injectRaw(frame)
+	tp.expectNoFrame(noWait)
+	if tp.c.stats.malformed == 0 {
+		t.Error("not counted as malformed")
+	}
+}

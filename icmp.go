@@ -62,11 +62,10 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 	}
 	f := &c.flows.flows[i]
 	f.lastActive = c.now
-	// The message goes out as the guest built it; the kernel replaces the
+	// The message goes out as the guest built it, straight from the frame
+	// (the payload follows the header there); the kernel replaces the
 	// identifier with the socket's and recomputes the checksum.
-	msg := c.pktBuf[:0]
-	msg = append(msg, hdr...)
-	msg = append(msg, payload...)
+	msg := hdr[:len(hdr)+len(payload)]
 	if _, err := unix.Write(f.sock, msg); err != nil {
 		c.stats.icmpDropped++
 		if debugOn() {

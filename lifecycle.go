@@ -21,16 +21,16 @@ import (
 // command's business, and SIGTERM and SIGHUP are passed on to it.
 
 // childProc is the command pasta runs in the namespace.
+// (Its pidfd, in the epoll set, stays open for pasta's life.)
 type childProc struct {
-	cmd   *exec.Cmd
-	pidfd int
+	cmd *exec.Cmd
 }
 
 // nsWatch notices the namespace going away.
+// With pasta PID, a pidfd of the target in the epoll set does the same.
 type nsWatch struct {
 	inotifyFD int    // watching the folder of the --netns file
 	name      string // the file's name in that folder
-	pidfd     int    // the target PID, for pasta PID
 }
 
 // pendingSignal is set by the signal goroutine and read by the loop.
@@ -50,7 +50,6 @@ func (c *ctx) setupLifecycle(nsPath string) error {
 		if err != nil {
 			return fmt.Errorf("watching PID %d: %w", c.cfg.targetPID, err)
 		}
-		c.watch = &nsWatch{inotifyFD: -1, pidfd: fd}
 		return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindPidfd, 0))
 	}
 	return c.watchNetnsFile(nsPath)
@@ -67,7 +66,7 @@ func (c *ctx) watchNetnsFile(path string) error {
 		unix.Close(fd)
 		return fmt.Errorf("watching %s: %w", filepath.Dir(path), err)
 	}
-	c.watch = &nsWatch{inotifyFD: fd, name: filepath.Base(path), pidfd: -1}
+	c.watch = &nsWatch{inotifyFD: fd, name: filepath.Base(path)}
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("network namespace %s: %w", path, err)
 	}
@@ -172,7 +171,7 @@ func (c *ctx) startCommand(argv []string) error {
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("pidfd_open: %w", err)
 	}
-	c.child = &childProc{cmd: cmd, pidfd: fd}
+	c.child = &childProc{cmd: cmd}
 	return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindPidfd, 0))
 }
 

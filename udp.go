@@ -319,11 +319,7 @@ func (c *ctx) sendUDPFrame(buf []byte, f *flow, n int) {
 	c.putEthernet(fr, etherTypeFor(f.guestAddr()))
 	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr(), f.guestAddr(), protoUDP, udpHdrLen+n)
 	l4 := ethHdrLen + ipl
-	h := fr[l4:]
-	binary.BigEndian.PutUint16(h[0:2], f.peerPort())
-	binary.BigEndian.PutUint16(h[2:4], f.guestPort())
-	binary.BigEndian.PutUint16(h[4:6], uint16(udpHdrLen+n))
-	h[6], h[7] = 0, 0
+	putUDPHeader(fr[l4:], f.peerPort(), f.guestPort(), n)
 	c.finishL4Frame(buf, f.peerAddr(), f.guestAddr(), protoUDP, l4, udpHdrLen+n, nil)
 }
 

@@ -50,6 +50,9 @@ func TestRunas(t *testing.T) {
 			if got := strings.Fields(fields["Gid"]); len(got) != 4 || got[0] != tc.gid {
 				t.Errorf("Gid %q, want %s", fields["Gid"], tc.gid)
 			}
+			if fields["Seccomp"] != "2" || fields["NoNewPrivs"] != "1" {
+				t.Errorf("Seccomp %q, NoNewPrivs %q: want the filter loaded (2) with no_new_privs", fields["Seccomp"], fields["NoNewPrivs"])
+			}
 			if tc.uid != "0" && fields["CapEff"] != "0000000000000000" {
 				t.Errorf("CapEff %s: capabilities left after switching to %s", fields["CapEff"], tc.uid)
 			}
