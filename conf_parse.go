@@ -1,8 +1,8 @@
 package main
 
-// Command-line parsing, compatible with GNU getopt_long in "+" mode: options
-// end at "--" or at the first argument that is not an option, and error
-// messages use getopt's wording, which Podman matches on.
+// Command-line parsing: the options are in options.go and parsed by
+// internal/cmdline; here are their handlers, the operands and the checks of
+// the whole command line.
 
 import (
 	"errors"
@@ -24,119 +24,15 @@ const (
 	netnsDir       = "/run/netns/"
 )
 
-const (
-	noArg    = false
-	needsArg = true
-)
-
-// optHandler applies an option to the configuration. It gets "" for
-// options without an argument. Its error names the bad value but not the
-// option: the parser adds "--LONG: " in front.
+// optHandler applies an option to the configuration (see cmdline.Option.Set).
 type optHandler func(c *config, arg string) error
-
-// optDef describes one option in its long and, if any, short form.
-type optDef struct {
-	long   string
-	short  rune // 0 if the option has no short form
-	hasArg bool // the argument is required: there are no optional ones
-	set    optHandler
-}
-
-// cmdOptions lists every option pasta accepts, passt-only ones included so that
-// they get a clear error. The order is the one of the ambiguity messages.
-var cmdOptions = []optDef{
-	// Logging and process control.
-	{"debug", 'd', noArg, setFlag(func(c *config) { c.debug, c.quiet = true, false })},
-	{"trace", 0, noArg, setFlag(func(c *config) { c.trace, c.debug, c.quiet = true, true, false })},
-	{"quiet", 'q', noArg, setFlag(func(c *config) { c.quiet, c.debug, c.trace = true, false, false })},
-	{"foreground", 'f', noArg, setFlag(func(c *config) { c.foreground = true })},
-	{"stderr", 'e', noArg, setFlag(func(c *config) { c.stderr = true })},
-	{"log-file", 'l', needsArg, setPath(func(c *config) *string { return &c.logFile })},
-	{"log-size", 0, needsArg, setLogSize},
-	{"runas", 0, needsArg, setRunas},
-	{"help", 'h', noArg, setFlag(func(c *config) { c.showHelp = true })},
-	{"version", 0, noArg, setFlag(func(c *config) { c.showVersion = true })},
-	{"pcap", 'p', needsArg, setPath(func(c *config) *string { return &c.pcapFile })},
-	{"pid", 'P', needsArg, setPath(func(c *config) *string { return &c.pidFile })},
-
-	// Addresses and interfaces.
-	{"mtu", 'm', needsArg, setMTU},
-	{"address", 'a', needsArg, setAddress},
-	{"netmask", 'n', needsArg, setNetmask},
-	{"mac-addr", 'M', needsArg, setMAC(func(c *config) *net.HardwareAddr { return &c.ourMAC })},
-	{"gateway", 'g', needsArg, setAddrByFamily(unicastOnly, func(c *config) (*netip.Addr, *netip.Addr) { return &c.gw4, &c.gw6 })},
-	{"interface", 'i', needsArg, setIfname(func(c *config) *string { return &c.ifname })},
-	{"outbound", 'o', needsArg, setAddrByFamily(unicastOnly, func(c *config) (*netip.Addr, *netip.Addr) { return &c.outAddr4, &c.outAddr6 })},
-	{"outbound-if4", 0, needsArg, setIfname(func(c *config) *string { return &c.outIf4 })},
-	{"outbound-if6", 0, needsArg, setIfname(func(c *config) *string { return &c.outIf6 })},
-	{"dns", 'D', needsArg, setDNS},
-	{"dns-forward", 0, needsArg, setAddrByFamily(unicastOnly, func(c *config) (*netip.Addr, *netip.Addr) { return &c.dnsForward4, &c.dnsForward6 })},
-	{"dns-host", 0, needsArg, setAddrByFamily(loopbackToo, func(c *config) (*netip.Addr, *netip.Addr) { return &c.dnsHost4, &c.dnsHost6 })},
-	{"search", 'S', needsArg, setSearch},
-	{"no-dhcp-dns", 0, noArg, setFlag(func(c *config) { c.noDHCPDNS, c.dhcpDNS = true, false })},
-	{"dhcp-dns", 0, noArg, setFlag(func(c *config) { c.dhcpDNS, c.noDHCPDNS = true, false })},
-	{"no-dhcp-search", 0, noArg, setFlag(func(c *config) { c.noDHCPSearch, c.dhcpSearch = true, false })},
-	{"dhcp-search", 0, noArg, setFlag(func(c *config) { c.dhcpSearch, c.noDHCPSearch = true, false })},
-
-	// Protocol handlers.
-	{"no-tcp", 0, noArg, setFlag(func(c *config) { c.noTCP = true })},
-	{"no-udp", 0, noArg, setFlag(func(c *config) { c.noUDP = true })},
-	{"no-icmp", 0, noArg, setFlag(func(c *config) { c.noICMP = true })},
-	{"no-dhcp", 0, noArg, setFlag(func(c *config) { c.noDHCP = true })},
-	{"no-ndp", 0, noArg, setFlag(func(c *config) { c.noNDP = true })},
-	{"no-dhcpv6", 0, noArg, setFlag(func(c *config) { c.noDHCPv6 = true })},
-	{"no-ra", 0, noArg, setFlag(func(c *config) { c.noRA = true })},
-	{"freebind", 0, noArg, setFlag(func(c *config) { c.freebind = true })},
-
-	// Address mapping.
-	{"map-host-loopback", 0, needsArg, setMappedAddr(func(c *config) (*netip.Addr, *netip.Addr, *bool) {
-		return &c.mapHostLoopback4, &c.mapHostLoopback6, &c.mapHostLoopbackNone
-	})},
-	{"no-map-gw", 0, noArg, setFlag(func(c *config) { c.noMapGW = true })},
-	{"map-gw", 0, noArg, setFlag(func(c *config) { c.noMapGW = false })},
-	{"map-guest-addr", 0, needsArg, setMappedAddr(func(c *config) (*netip.Addr, *netip.Addr, *bool) {
-		return &c.mapGuestAddr4, &c.mapGuestAddr6, &c.mapGuestAddrNone
-	})},
-	{"ipv4-only", '4', noArg, setFlag(func(c *config) { c.ipv4Only = true })},
-	{"ipv6-only", '6', noArg, setFlag(func(c *config) { c.ipv6Only = true })},
-	{"hostname", 'H', needsArg, setDomain(func(c *config) *string { return &c.hostname })},
-	{"fqdn", 0, needsArg, setDomain(func(c *config) *string { return &c.fqdn })},
-
-	// passt-only options, refused.
-	{"socket", 's', needsArg, passtOnly},
-	{"socket-path", 's', needsArg, passtOnly},
-	{"vhost-user", 0, noArg, passtOnly},
-	{"print-capabilities", 0, noArg, passtOnly},
-	{"repair-path", 0, needsArg, passtOnly},
-	{"fd", 'F', needsArg, passtOnly},
-	{"one-off", '1', noArg, passtOnly},
-
-	// Port forwarding.
-	{"tcp-ports", 't', needsArg, setPorts(true, func(c *config) *fwdSpec { return &c.tcpFwd })},
-	{"udp-ports", 'u', needsArg, setPorts(false, func(c *config) *fwdSpec { return &c.udpFwd })},
-	{"tcp-ns", 'T', needsArg, setPorts(true, func(c *config) *fwdSpec { return &c.tcpNsFwd })},
-	{"udp-ns", 'U', needsArg, setPorts(false, func(c *config) *fwdSpec { return &c.udpNsFwd })},
-	{"host-lo-to-ns-lo", 0, noArg, setFlag(func(c *config) { c.hostLoToNsLo = true })},
-
-	// Namespaces.
-	{"ns-ifname", 'I', needsArg, setIfname(func(c *config) *string { return &c.nsIfname })},
-	{"userns", 0, needsArg, setPath(func(c *config) *string { return &c.userns })},
-	{"netns", 0, needsArg, setNetns},
-	{"netns-only", 0, noArg, setFlag(func(c *config) { c.netnsOnly = true })},
-	{"no-netns-quit", 0, noArg, setFlag(func(c *config) { c.noNetnsQuit = true })},
-	{"config-net", 0, noArg, setFlag(func(c *config) { c.configNet = true })},
-	{"no-copy-routes", 0, noArg, setFlag(func(c *config) { c.noCopyRoutes = true })},
-	{"no-copy-addrs", 0, noArg, setFlag(func(c *config) { c.noCopyAddrs = true })},
-	{"ns-mac-addr", 0, needsArg, setMAC(func(c *config) *net.HardwareAddr { return &c.nsMAC })},
-	{"no-splice", 0, noArg, setFlag(func(c *config) { c.noSplice = true })},
-}
 
 // parseArgs parses the command line, without argv[0]. On error, the config
 // returned holds what was parsed before the error, so that the caller can
 // still see a --help given earlier.
 func parseArgs(args []string) (*config, error) {
 	c := &config{logSize: defaultLogSize, mtu: -1}
-	positional, err := parseOptions(c, args)
+	positional, err := pastaCommand.Parse(c, args)
 	if err != nil {
 		return c, err
 	}
@@ -148,147 +44,6 @@ func parseArgs(args []string) (*config, error) {
 	}
 	applyUDPDefaults(c)
 	return c, nil
-}
-
-// argQueue is the part of the command line not consumed yet.
-type argQueue []string
-
-// pop removes and returns the next argument, if any.
-func (q *argQueue) pop() (string, bool) {
-	if len(*q) == 0 {
-		return "", false
-	}
-	arg := (*q)[0]
-	*q = (*q)[1:]
-	return arg, true
-}
-
-// parseOptions applies the options in args and returns the positional
-// arguments following them.
-func parseOptions(c *config, args []string) ([]string, error) {
-	q := argQueue(args)
-	for {
-		arg, ok := q.pop()
-		var err error
-		switch {
-		case !ok:
-			return nil, nil
-		case arg == "--":
-			return q, nil
-		case strings.HasPrefix(arg, "--"):
-			err = parseLong(c, arg, &q)
-		case len(arg) > 1 && arg[0] == '-':
-			err = parseShortGroup(c, arg, &q)
-		default:
-			return append([]string{arg}, q...), nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
-
-// parseLong applies one "--name" or "--name=value" argument, taking the
-// value from q if the option needs one and it's not given with '='.
-func parseLong(c *config, arg string, q *argQueue) error {
-	name, value, hasValue := strings.Cut(arg[2:], "=")
-	opt, err := lookupLong(name, arg)
-	if err != nil {
-		return err
-	}
-	switch {
-	case !opt.hasArg && hasValue:
-		return fmt.Errorf("option '--%s' doesn't allow an argument", opt.long)
-	case opt.hasArg && !hasValue:
-		if value, hasValue = q.pop(); !hasValue {
-			return fmt.Errorf("option '--%s' requires an argument", opt.long)
-		}
-	}
-	return opt.apply(c, value)
-}
-
-// lookupLong finds the option called name, or the only one name is a prefix
-// of, like getopt_long does. arg is the whole argument, for messages.
-func lookupLong(name, arg string) (*optDef, error) {
-	var matches []*optDef
-	for i := range cmdOptions {
-		opt := &cmdOptions[i]
-		if opt.long == name {
-			return opt, nil
-		}
-		if name != "" && strings.HasPrefix(opt.long, name) {
-			matches = append(matches, opt)
-		}
-	}
-	if len(matches) == 0 {
-		return nil, fmt.Errorf("unrecognized option '%s'", arg)
-	}
-	for _, m := range matches[1:] {
-		if !sameOption(matches[0], m) {
-			return nil, ambiguityError(arg, matches)
-		}
-	}
-	return matches[0], nil
-}
-
-// sameOption reports whether two long names are spellings of one option
-// (like --socket and --socket-path), which makes a prefix of both
-// unambiguous, as in getopt_long.
-func sameOption(a, b *optDef) bool {
-	return a.short != 0 && a.short == b.short && a.hasArg == b.hasArg
-}
-
-func ambiguityError(arg string, matches []*optDef) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "option '%s' is ambiguous; possibilities:", arg)
-	for _, m := range matches {
-		fmt.Fprintf(&b, " '--%s'", m.long)
-	}
-	return errors.New(b.String())
-}
-
-// parseShortGroup applies a group of short options such as "-fd" or
-// "-fdp file". An option taking an argument ends the group: the rest of the
-// group is its value, or, if nothing is left, the next argument is.
-func parseShortGroup(c *config, arg string, q *argQueue) error {
-	for i, ch := range arg[1:] {
-		opt := lookupShort(ch)
-		if opt == nil {
-			return fmt.Errorf("invalid option -- '%c'", ch)
-		}
-		if !opt.hasArg {
-			if err := opt.apply(c, ""); err != nil {
-				return err
-			}
-			continue
-		}
-		value := arg[2+i:] // after ch, which is ASCII as all short options are
-		if value == "" {
-			var ok bool
-			if value, ok = q.pop(); !ok {
-				return fmt.Errorf("option requires an argument -- '%c'", ch)
-			}
-		}
-		return opt.apply(c, value)
-	}
-	return nil
-}
-
-func lookupShort(ch rune) *optDef {
-	for i := range cmdOptions {
-		if cmdOptions[i].short == ch {
-			return &cmdOptions[i]
-		}
-	}
-	return nil
-}
-
-// apply runs the option's handler, naming the option in its error.
-func (opt *optDef) apply(c *config, value string) error {
-	if err := opt.set(c, value); err != nil {
-		return fmt.Errorf("--%s: %w", opt.long, err)
-	}
-	return nil
 }
 
 // setPositional interprets what follows the options: a lone number is the

@@ -484,41 +484,47 @@ func TestParseArgsErrors(t *testing.T) {
 	}
 }
 
-// TestOptionTable checks every option descriptor through the parser: its long
-// form, its short form if any, and getopt's wording for a missing or
-// unexpected argument.
+// TestOptionTable checks the table (names, groups, help and man text), then
+// every option through the parser: its long form, its short form if any,
+// and getopt's wording for a missing or unexpected argument.
 func TestOptionTable(t *testing.T) {
-	longs := map[string]bool{}
+	if err := pastaCommand.Check(); err != nil {
+		t.Error(err)
+	}
 	for i := range cmdOptions {
 		opt := &cmdOptions[i]
-		if longs[opt.long] {
-			t.Errorf("--%s listed twice", opt.long)
-		}
-		longs[opt.long] = true
-		if first := lookupShort(opt.short); opt.short != 0 && !sameOption(first, opt) {
-			t.Errorf("-%c is both --%s and --%s", opt.short, first.long, opt.long)
-		}
-
+		takesArg := opt.Arg != ""
 		var wantErr string
-		if opt.hasArg {
-			wantErr = fmt.Sprintf("option '--%s' requires an argument", opt.long)
+		if takesArg {
+			wantErr = fmt.Sprintf("option '--%s' requires an argument", opt.Long)
 		} else {
-			wantErr = fmt.Sprintf("option '--%s' doesn't allow an argument", opt.long)
+			wantErr = fmt.Sprintf("option '--%s' doesn't allow an argument", opt.Long)
 		}
-		args := []string{"--" + opt.long}
-		if !opt.hasArg {
+		args := []string{"--" + opt.Long}
+		if !takesArg {
 			args[0] += "=x"
 		}
 		if _, err := parseArgs(args); err == nil || err.Error() != wantErr {
 			t.Errorf("parseArgs(%q): error %v, want %q", args, err, wantErr)
 		}
-		if opt.short != 0 && opt.hasArg {
-			wantErr = fmt.Sprintf("option requires an argument -- '%c'", opt.short)
-			if _, err := parseArgs([]string{"-" + string(opt.short)}); err == nil || err.Error() != wantErr {
-				t.Errorf("parseArgs(-%c): error %v, want %q", opt.short, err, wantErr)
+		if opt.Short != 0 && takesArg {
+			wantErr = fmt.Sprintf("option requires an argument -- '%c'", opt.Short)
+			if _, err := parseArgs([]string{"-" + string(opt.Short)}); err == nil || err.Error() != wantErr {
+				t.Errorf("parseArgs(-%c): error %v, want %q", opt.Short, err, wantErr)
 			}
 		}
 	}
+}
+
+// firstWithShort returns the first option of the table with short name ch:
+// the one the parser applies for -ch.
+func firstWithShort(ch rune) *optDef {
+	for i := range cmdOptions {
+		if cmdOptions[i].Short == ch {
+			return &cmdOptions[i]
+		}
+	}
+	return nil
 }
 
 // TestShortMatchesLong checks that each short option has the effect of its
@@ -527,19 +533,19 @@ func TestShortMatchesLong(t *testing.T) {
 	values := []string{"10.0.2.15", "24", "1500", "9a:55:9a:55:9a:56", "eth0", "22", "none", "/tmp/x"}
 	for i := range cmdOptions {
 		opt := &cmdOptions[i]
-		if opt.short == 0 || lookupShort(opt.short) != opt {
+		if opt.Short == 0 || firstWithShort(opt.Short) != opt {
 			continue // no short form, or an alias such as --socket-path
 		}
 		tails := [][]string{nil}
-		if opt.hasArg {
+		if opt.Arg != "" {
 			tails = nil
 			for _, v := range values {
 				tails = append(tails, []string{v})
 			}
 		}
 		for _, tail := range tails {
-			long := append([]string{"--" + opt.long}, tail...)
-			short := append([]string{"-" + string(opt.short)}, tail...)
+			long := append([]string{"--" + opt.Long}, tail...)
+			short := append([]string{"-" + string(opt.Short)}, tail...)
 			cl, errL := parseArgs(long)
 			cs, errS := parseArgs(short)
 			if fmt.Sprint(errL) != fmt.Sprint(errS) || !reflect.DeepEqual(cl, cs) {
@@ -566,24 +572,29 @@ func TestParseArgsHelpVersion(t *testing.T) {
 	}
 }
 
+// TestUsageText checks that --help shows the usage lines and every option,
+// in lines of at most 80 columns.
 func TestUsageText(t *testing.T) {
-	text := usageText()
+	text := pastaCommand.Usage()
 	for _, want := range []string{
-		"pasta [OPTION]... [COMMAND [ARG]...]\n",
-		"pasta [OPTION]... PID\n",
-		"pasta [OPTION]... --netns [PATH|NAME]\n",
+		"Usage: pasta [OPTION]... [COMMAND [ARG]...]\n",
+		"       pasta [OPTION]... PID\n",
+		"       pasta [OPTION]... --netns [PATH|NAME]\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("usage text lacks %q", want)
 		}
 	}
+	words := map[string]bool{}
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == ',' || r == '\n' || r == '.' }) {
+		words[w] = true
+	}
 	for _, opt := range cmdOptions {
-		if !strings.Contains(text, "--"+opt.long+" ") && !strings.Contains(text, "--"+opt.long+",") &&
-			!strings.Contains(text, "--"+opt.long+".") && !strings.Contains(text, "--"+opt.long+"\n") {
-			t.Errorf("usage text lacks --%s", opt.long)
+		if !words["--"+opt.Long] {
+			t.Errorf("usage text lacks --%s", opt.Long)
 		}
-		if opt.short != 0 && !strings.Contains(text, "-"+string(opt.short)+", ") {
-			t.Errorf("usage text lacks -%c", opt.short)
+		if opt.Short != 0 && !words["-"+string(opt.Short)] {
+			t.Errorf("usage text lacks -%c", opt.Short)
 		}
 	}
 	for i, line := range strings.Split(text, "\n") {

@@ -33,7 +33,7 @@ func run() int {
 		return 1
 	}
 	if cfg.showHelp {
-		fmt.Print(usageText())
+		fmt.Print(pastaCommand.Usage())
 		return 0
 	}
 	if cfg.showVersion {
