@@ -39,8 +39,7 @@ VETH_MTU=${VETH_MTU:-1500}
 GOPASTA_ARGS=${GOPASTA_ARGS:-}
 CPASTA_ARGS=${CPASTA_ARGS:-}
 SLIRP_ARGS=${SLIRP_ARGS:-}
-ROOTFS=${ROOTFS:-/opt/podman5-root}
-HOST_PASTA=${HOST_PASTA:-/work/shared/podman5/host-pasta}
+CPASTA_ROOTFS=${CPASTA_ROOTFS:-sid} # which rootfs of test/podman/env/build.sh the C pasta comes from
 
 HNS=gpb-host RNS=gpb-remote HIF=gpbveth0 RIF=gpbpeer0
 H4=192.0.2.1 R4=192.0.2.2 GW4=192.0.2.254
@@ -223,44 +222,38 @@ else
 fi
 GOPASTA_BIN=$SCRATCH/bin/pasta
 
-# The C pasta: CPASTA if given; else the newest one, from the trixie rootfs
-# (/work/shared/podman5), run through the rootfs's own loader like host-pasta
-# does, picking its AVX2 build on a CPU that has AVX2 (what an installed pasta
-# does by itself; under the loader its own re-exec of pasta.avx2 cannot work);
-# else Debian 12's /usr/bin/pasta.
-rootfs_passt_version() {
-	dpkg-query --admindir="$ROOTFS/var/lib/dpkg" -W -f '${Version}' passt 2>/dev/null
-}
+# The C pasta: CPASTA if given; else the one of the root file system
+# CPASTA_ROOTFS (sid: passt 2026-10-02, the newest; trixie: 2025-05-03) that
+# test/podman/env/build.sh makes (built here if missing), run through the
+# rootfs's own loader by the build's bin/pasta wrapper, which picks the AVX2
+# build on a CPU that has AVX2, as an installed pasta does by itself; else
+# Debian 12's /usr/bin/pasta.
+case $CPASTA_ROOTFS in trixie | sid) ;; *) die "CPASTA_ROOTFS is trixie or sid, not '$CPASTA_ROOTFS'" ;; esac
+PODMAN_CACHE=${GOPASTA_PODMAN_CACHE:-/var/cache/gopasta/podman}
+HOST_PASTA=$PODMAN_CACHE/$CPASTA_ROOTFS/bin/pasta
 CPASTA_CMD=()
 if [ -n "${CPASTA:-}" ]; then
 	CPASTA_CMD=("$CPASTA")
-	v=$(timeout 10 script -qec "$CPASTA --version" /dev/null </dev/null 2>/dev/null | tr -d '\r' | head -1)
+	v=$(timeout 10 script -qec "$CPASTA --version" /dev/null </dev/null 2>/dev/null | tr -d '\r' | grep -m1 '^pasta')
 	CPASTA_DESC="$CPASTA (${v:-version unknown})"
 	if [ "$CPASTA" = /usr/bin/pasta ]; then
 		CPASTA_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12)"
 	fi
-	if [ "$CPASTA" = "$HOST_PASTA" ] && [ -n "$(rootfs_passt_version)" ]; then
-		CPASTA_DESC="$CPASTA: passt $(rootfs_passt_version) (Debian trixie rootfs, non-AVX2 build)"
-	fi
-elif [ -x "$HOST_PASTA" ] && [ -x "$ROOTFS/usr/bin/pasta" ]; then
-	L=$ROOTFS/usr/lib/x86_64-linux-gnu
-	P=$ROOTFS/usr/bin/pasta build="non-AVX2 build"
-	if grep -qw avx2 /proc/cpuinfo && [ -x "$ROOTFS/usr/bin/pasta.avx2" ]; then
-		P=$ROOTFS/usr/bin/pasta.avx2 build="AVX2 build"
-	fi
-	cat >"$SCRATCH/bin/cpasta" <<EOF
-#!/bin/sh
-# The C pasta of the rootfs, through the rootfs's loader (as $HOST_PASTA does).
-exec "$L/ld-linux-x86-64.so.2" --library-path "$L" "$P" "\$@"
-EOF
-	chmod 755 "$SCRATCH/bin/cpasta"
-	CPASTA_CMD=("$SCRATCH/bin/cpasta")
-	CPASTA_DESC="passt $(rootfs_passt_version) (Debian trixie rootfs $ROOTFS, $build, run through its loader like $HOST_PASTA)"
-elif [ -x /usr/bin/pasta ]; then
-	CPASTA_CMD=(/usr/bin/pasta)
-	CPASTA_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12; the newer one in $ROOTFS is missing)"
 else
-	CPASTA_DESC="none found"
+	if [ ! -x "$HOST_PASTA" ]; then
+		say "building the $CPASTA_ROOTFS root file system for its C pasta (test/podman/env/build.sh)"
+		bash "$REPO/test/podman/env/build.sh" "$CPASTA_ROOTFS" >>"$OUT/log.txt" 2>&1 || say "build.sh failed (see log.txt)"
+	fi
+	if [ -x "$HOST_PASTA" ]; then
+		CPASTA_CMD=("$HOST_PASTA")
+		v=$(dpkg-query --admindir="$PODMAN_CACHE/$CPASTA_ROOTFS/rootfs/var/lib/dpkg" -W -f '${Version}' passt 2>/dev/null)
+		CPASTA_DESC="passt $v (Debian $CPASTA_ROOTFS rootfs, through its loader: $HOST_PASTA)"
+	elif [ -x /usr/bin/pasta ]; then
+		CPASTA_CMD=(/usr/bin/pasta)
+		CPASTA_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12; $HOST_PASTA is missing)"
+	else
+		CPASTA_DESC="none found"
+	fi
 fi
 # cpasta12 (optional column): Debian 12's own pasta, /usr/bin/pasta.
 CPASTA12_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12)"

@@ -28,16 +28,11 @@ if [ -n "$unformatted" ]; then echo "not gofmt-clean: $unformatted"; exit 1; fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-step "Podman 5 root file system (for test/podman)"
-# setup.sh is idempotent: about 2 minutes on a new machine (debootstrap from
-# Debian's mirrors), a few seconds when the rootfs is already there. CI lays
-# shared/ beside the clone; sessions have it at /work/shared.
-if [ -z "${PODMAN5_DIR:-}" ]; then
-	PODMAN5_DIR=/work/shared/podman5
-	if [ -f ../shared/podman5/setup.sh ]; then PODMAN5_DIR=$(cd ../shared/podman5 && pwd); fi
-fi
-export PODMAN5_DIR
-bash "$PODMAN5_DIR/setup.sh"
+step "Podman root file systems (for test/podman)"
+# Podman 5.4 (Debian trixie) and Podman 6.1 (Debian sid + experimental),
+# debootstrapped from Debian's mirror into /var/cache/gopasta/podman: about
+# a minute on a new machine, nothing when they are there and current.
+bash test/podman/env/build.sh trixie sid
 
 step "tests"
 # Skipping a test for lack of root or tools is a failure here.

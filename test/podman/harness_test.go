@@ -1,12 +1,10 @@
 package podman
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,19 +28,13 @@ import (
 	"gopasta/test/sandbox"
 )
 
-// Fixed names and numbers of the Podman sandbox (see setup.sh and run.sh).
+// Fixed names and numbers of the Podman environment (see env/build.sh and
+// env/run.sh).
 const (
-	defaultRootfs = "/opt/podman5-root"    // setup.sh's default; PODMAN5_ROOTFS overrides
-	defaultShared = "/work/shared/podman5" // where setup.sh and run.sh live; PODMAN5_DIR overrides
-	image         = "localhost/bb"         // busybox + socat, built locally by setup.sh
-	rootlessUser  = "tester"               // the rootless Podman user of the rootfs
-	helperDir     = "/usr/local/libexec/podman-pasta"
-
-	// lockPath serialises every run.sh call of every test process: all
-	// calls share tester's container store, and each call starts with a
-	// fresh /run, which makes Podman "refresh" (reset) the state of every
-	// container in that store. Two concurrent calls would break each other.
-	lockPath = "/run/lock/gopasta-podman5.lock"
+	defaultCache = "/var/cache/gopasta/podman" // build.sh's default; GOPASTA_PODMAN_CACHE overrides
+	image        = "localhost/bb"              // busybox + socat, built locally by build.sh
+	rootlessUser = "tester"                    // the rootless Podman user of each rootfs
+	helperDir    = "/usr/local/libexec/podman-pasta"
 
 	// namePrefix starts the names of the directories, containers and pods a
 	// test makes, so that leftovers of killed runs can be found and removed.
@@ -61,10 +53,10 @@ const (
 	hostHTTPPort   = 8090 // host netns, on HostAddr4 only
 	remoteName     = "remote.test"
 
-	// Bounds.
-	runTimeout     = 6 * time.Minute  // one run.sh call, after the lock is taken
-	lockTimeout    = 15 * time.Minute // waiting for the lock
-	setupTimeout   = 15 * time.Minute // setup.sh on a fresh machine (~2 min)
+	// Bounds. run.sh serialises the calls on one rootfs (a lock), and its
+	// wait for that lock counts in runTimeout.
+	runTimeout     = 20 * time.Minute // one run.sh call, waiting for its lock included
+	buildTimeout   = 15 * time.Minute // build.sh on a fresh machine (~1 min each)
 	cmdTimeout     = 90               // seconds, each command of a script ("run")
 	stepTimeout    = 240              // seconds a script waits for the test at a step
 	firstContact   = 15 * time.Second // retrying the first request to a container
@@ -79,6 +71,18 @@ const (
 	bigSize        = 2 << 20                  // bytes of the random files
 )
 
+// podmanEnv is one root file system of env/build.sh, with its Podman.
+type podmanEnv struct {
+	label  string // subtest name: the Podman major version
+	rootfs string // build.sh's name for it
+}
+
+// podmans are the Podmans every case runs with.
+var podmans = []podmanEnv{
+	{"podman5", "trixie"}, // Podman 5.4.2, netavark 1.14, passt 2025-05-03
+	{"podman6", "sid"},    // Podman 6.1.1, netavark 2.0.0, passt 2026-10-02
+}
+
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("GOPASTA_REQUIRE_E2E") == "1" {
@@ -87,70 +91,22 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// podman5Dir is the folder holding setup.sh and run.sh: $PODMAN5_DIR, else
-// shared/podman5 beside the repository (CI lays a copy of shared/ there),
-// else /work/shared/podman5.
-func podman5Dir() string {
-	if d := os.Getenv("PODMAN5_DIR"); d != "" {
-		return d
-	}
-	if root, err := sandbox.ModuleRoot(); err == nil {
-		d := filepath.Join(filepath.Dir(root), "shared", "podman5")
-		if fileExists(filepath.Join(d, "run.sh")) {
-			return d
-		}
-	}
-	return defaultShared
-}
-
-// rootfs is the Podman 5 root file system made by setup.sh.
-func rootfs() string {
-	if r := os.Getenv("PODMAN5_ROOTFS"); r != "" {
-		return r
-	}
-	return defaultRootfs
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-// rootfsComplete reports whether setup.sh has obviously finished before
-// (it is idempotent anyway; this only avoids running it for nothing).
-func rootfsComplete(r string) bool {
-	for _, f := range []string{"usr/bin/podman", "usr/bin/pasta", "usr/bin/crun", "usr/bin/socat",
-		"usr/local/sbin/mk-bb-image", "home/" + rootlessUser} {
-		if !fileExists(filepath.Join(r, f)) {
-			return false
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(r, "etc/containers/containers.conf"))
-	return err == nil && bytes.Contains(b, []byte(helperDir))
-}
-
-// rootfsLock takes the inter-process lock on the rootfs (see lockPath).
-func rootfsLock(ctx context.Context) (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+// envDir is the folder of build.sh and run.sh, in this repository.
+func envDir() (string, error) {
+	root, err := sandbox.ModuleRoot()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("flock %s: %v", lockPath, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("flock %s: %v", lockPath, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	return filepath.Join(root, "test", "podman", "env"), nil
+}
+
+// rootfsDir is the root file system called name by build.sh.
+func rootfsDir(name string) string {
+	cache := os.Getenv("GOPASTA_PODMAN_CACHE")
+	if cache == "" {
+		cache = defaultCache
 	}
+	return filepath.Join(cache, name, "rootfs")
 }
 
 // newCmd makes an exec.Cmd in its own process group, killed as a group
@@ -168,15 +124,22 @@ func newCmd(ctx context.Context, env []string, argv ...string) *exec.Cmd {
 }
 
 func baseEnv() []string {
-	return []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=/root"}
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=/root"}
+	if c := os.Getenv("GOPASTA_PODMAN_CACHE"); c != "" {
+		env = append(env, "GOPASTA_PODMAN_CACHE="+c)
+	}
+	return env
 }
 
-// runSh runs run.sh directly (no sandbox netns: only for the preflight,
-// which starts no container network), holding the lock.
-func runSh(ctx context.Context, env []string, argv ...string) sandbox.Result {
-	cmd := newCmd(ctx, append(append(baseEnv(), "ROOTFS="+rootfs()), env...),
-		append([]string{"bash", filepath.Join(podman5Dir(), "run.sh")}, argv...)...)
-	return sandbox.Run(cmd)
+// runSh returns a command running env/run.sh in the rootfs called name,
+// with env added to its environment.
+func runSh(ctx context.Context, name string, env []string, argv ...string) (*exec.Cmd, error) {
+	dir, err := envDir()
+	if err != nil {
+		return nil, err
+	}
+	env = append(append(baseEnv(), "ROOTFS="+name), env...)
+	return newCmd(ctx, env, append([]string{"bash", filepath.Join(dir, "run.sh")}, argv...)...), nil
 }
 
 var prepared struct {
@@ -185,48 +148,37 @@ var prepared struct {
 	log  string
 }
 
-// requirePodman makes sure the Podman rootfs is there (running setup.sh when
-// it is not), that tester has the image, and removes containers and pods
-// left over by killed runs of this suite. Once per test process; skips (or
-// fails with GOPASTA_REQUIRE_E2E=1) when that is impossible.
+// requirePodman makes sure both root file systems are there and current
+// (build.sh builds what is missing or stale; it is quick otherwise), that
+// tester has the image in each, and removes containers and pods left over
+// by killed runs. Once per test process; skips (or fails with
+// GOPASTA_REQUIRE_E2E=1) when that is impossible.
 func requirePodman(t *testing.T) {
 	t.Helper()
 	sandbox.RequireRoot(t)
-	sandbox.RequireTools(t, "bash", "nsenter", "unshare", "setpriv", "mountpoint", "timeout", "ip")
+	sandbox.RequireTools(t, "bash", "nsenter", "unshare", "setpriv", "mountpoint", "flock", "timeout", "ip")
 	prepared.once.Do(func() { prepared.log, prepared.err = prepare() })
 	if prepared.err != nil {
-		skipOrFail(t, "Podman 5 sandbox not usable: %v\n%s", prepared.err, prepared.log)
+		skipOrFail(t, "Podman environment not usable: %v\n%s", prepared.err, prepared.log)
 	}
 }
 
 func prepare() (string, error) {
-	dir := podman5Dir()
-	if !fileExists(filepath.Join(dir, "run.sh")) || !fileExists(filepath.Join(dir, "setup.sh")) {
-		return "", fmt.Errorf("no setup.sh/run.sh in %s (set PODMAN5_DIR)", dir)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout+setupTimeout)
-	defer cancel()
-	unlock, err := rootfsLock(ctx)
+	dir, err := envDir()
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
-
 	var log strings.Builder
-	setup := func() error {
-		sctx, scancel := context.WithTimeout(ctx, setupTimeout)
-		defer scancel()
-		res := sandbox.Run(newCmd(sctx, baseEnv(), "bash", filepath.Join(dir, "setup.sh"), rootfs()))
-		fmt.Fprintf(&log, "$ setup.sh %s\n%s\n", rootfs(), res)
-		if res.Err != nil {
-			return fmt.Errorf("setup.sh failed (it needs root and Debian's mirrors on a new machine)")
-		}
-		return nil
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	names := make([]string, len(podmans))
+	for i, p := range podmans {
+		names[i] = p.rootfs
 	}
-	if !rootfsComplete(rootfs()) {
-		if err := setup(); err != nil {
-			return log.String(), err
-		}
+	res := sandbox.Run(newCmd(ctx, baseEnv(), append([]string{"bash", filepath.Join(dir, "build.sh")}, names...)...))
+	fmt.Fprintf(&log, "$ build.sh %s\n%s\n", strings.Join(names, " "), res)
+	if res.Err != nil {
+		return log.String(), fmt.Errorf("build.sh failed (it needs root and Debian's mirror on a new machine)")
 	}
 	// The image, and leftovers of killed runs (names start with namePrefix).
 	pre := `set -u
@@ -234,23 +186,21 @@ podman image exists ` + image + ` || { echo "no image ` + image + `"; exit 3; }
 podman pod ps -q --filter name=^` + namePrefix + ` | xargs -r podman pod rm -f -t 0 >/dev/null
 podman ps -aq --filter name=^` + namePrefix + ` | xargs -r podman rm -f -t 0 >/dev/null
 exit 0`
-	for try := 0; try < 2; try++ {
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Minute)
-		res := runSh(pctx, []string{"AS_USER=" + rootlessUser}, "bash", "-c", pre)
-		pcancel()
-		fmt.Fprintf(&log, "$ run.sh (preflight)\n%s\n", res)
-		if res.ExitCode == 0 {
-			break
-		}
-		if res.ExitCode != 3 || try == 1 {
-			return log.String(), fmt.Errorf("preflight in the rootfs failed")
-		}
-		if err := setup(); err != nil { // builds the image
+	for _, name := range names {
+		pctx, pcancel := context.WithTimeout(context.Background(), runTimeout)
+		cmd, err := runSh(pctx, name, []string{"AS_USER=" + rootlessUser}, "bash", "-c", pre)
+		if err != nil {
+			pcancel()
 			return log.String(), err
 		}
-	}
-	// Old per-run folders of killed runs.
-	if old, _ := filepath.Glob(filepath.Join(rootfs(), "tmp", namePrefix+"*")); len(old) > 0 {
+		res := sandbox.Run(cmd)
+		pcancel()
+		fmt.Fprintf(&log, "$ run.sh (preflight, %s)\n%s\n", name, res)
+		if res.ExitCode != 0 {
+			return log.String(), fmt.Errorf("preflight in the %s rootfs failed", name)
+		}
+		// Old per-run folders of killed runs.
+		old, _ := filepath.Glob(filepath.Join(rootfsDir(name), "tmp", namePrefix+"*"))
 		for _, d := range old {
 			if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Hour {
 				os.RemoveAll(d)
@@ -261,45 +211,49 @@ exit 0`
 }
 
 // ---------------------------------------------------------------------------
-// Variants: which pasta Podman runs.
+// Variants: which Podman, and which pasta it runs.
 
 const (
 	goPasta = "gopasta" // our binary, given to run.sh as PASTA
-	cPasta  = "cpasta"  // the rootfs's own /usr/bin/pasta (passt 2025-05-03)
+	cPasta  = "cpasta"  // the rootfs's own /usr/bin/pasta
 )
 
-var binaryChecked struct {
+// binaryChecks remembers, per rootfs, whether our binary runs there.
+var binaryChecks sync.Map // rootfs name -> *binaryCheck
+
+type binaryCheck struct {
 	once sync.Once
 	out  string
 	err  error
 }
 
 // ourBinary returns the gopasta binary for the gopasta variant, after
-// checking once that it runs inside the trixie rootfs (a cgo binary needs
-// the rootfs's glibc and libseccomp).
-func ourBinary(t *testing.T) string {
+// checking once per rootfs that it runs there (a cgo binary needs the
+// rootfs's glibc and libseccomp).
+func ourBinary(t *testing.T, rootfs string) string {
 	t.Helper()
 	if sandbox.BinaryFromEnv() && sandbox.Reference() {
 		t.Skip("GOPASTA_BIN names a reference binary; the cpasta variant covers the C pasta (set GOPASTA_REFERENCE=0 to use it here)")
 	}
 	bin := sandbox.Binary(t)
-	binaryChecked.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout+time.Minute)
+	v, _ := binaryChecks.LoadOrStore(rootfs, &binaryCheck{})
+	c := v.(*binaryCheck)
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 		defer cancel()
-		unlock, err := rootfsLock(ctx)
+		cmd, err := runSh(ctx, rootfs, []string{"PASTA=" + bin}, helperDir+"/pasta", "--version")
 		if err != nil {
-			binaryChecked.err = err
+			c.err = err
 			return
 		}
-		defer unlock()
-		res := runSh(ctx, []string{"PASTA=" + bin}, helperDir+"/pasta", "--version")
-		binaryChecked.out = res.String()
+		res := sandbox.Run(cmd)
+		c.out = res.String()
 		if res.Err != nil {
-			binaryChecked.err = fmt.Errorf("%s does not run inside the rootfs %s", bin, rootfs())
+			c.err = fmt.Errorf("%s does not run inside the rootfs %s", bin, rootfsDir(rootfs))
 		}
 	})
-	if binaryChecked.err != nil {
-		t.Fatalf("%v:\n%s", binaryChecked.err, binaryChecked.out)
+	if c.err != nil {
+		t.Fatalf("%v:\n%s", c.err, c.out)
 	}
 	return bin
 }
@@ -307,6 +261,7 @@ func ourBinary(t *testing.T) string {
 // world is one variant's sandbox: the host and remote namespaces, and the
 // servers the containers talk to.
 type world struct {
+	podman  podmanEnv
 	variant string
 	pasta   string // PASTA for run.sh; "" means the rootfs's C pasta
 	sb      *sandbox.Sandbox
@@ -319,25 +274,31 @@ type world struct {
 	remoteBigSum string
 }
 
-// eachVariant runs fn as parallel subtests "gopasta" and "cpasta", each with
-// its own sandbox and servers. The run.sh calls themselves are serialised
-// by the rootfs lock.
+// eachVariant runs fn as parallel subtests PODMAN/PASTA: podman5 and
+// podman6, each with gopasta and cpasta, each with its own sandbox and
+// servers. run.sh serialises the calls on one rootfs; the two rootfs run
+// side by side.
 func eachVariant(t *testing.T, fn func(t *testing.T, w *world)) {
 	t.Parallel()
-	for _, v := range []string{goPasta, cPasta} {
-		t.Run(v, func(t *testing.T) {
+	for _, p := range podmans {
+		t.Run(p.label, func(t *testing.T) {
 			t.Parallel()
-			fn(t, newWorld(t, v))
+			for _, v := range []string{goPasta, cPasta} {
+				t.Run(v, func(t *testing.T) {
+					t.Parallel()
+					fn(t, newWorld(t, p, v))
+				})
+			}
 		})
 	}
 }
 
-func newWorld(t *testing.T, variant string) *world {
+func newWorld(t *testing.T, p podmanEnv, variant string) *world {
 	t.Helper()
 	requirePodman(t)
-	w := &world{variant: variant}
+	w := &world{podman: p, variant: variant}
 	if variant == goPasta {
-		w.pasta = ourBinary(t)
+		w.pasta = ourBinary(t, p.rootfs)
 	}
 	w.sb = sandbox.New(t)
 
@@ -818,7 +779,7 @@ func (o *outcome) checkGone(t *testing.T, name string) {
 // (not of its "run" commands, which the caller checks) fails the test.
 func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T, o *outcome)) *outcome {
 	t.Helper()
-	hostDir := filepath.Join(rootfs(), "tmp", s.name)
+	hostDir := filepath.Join(rootfsDir(w.podman.rootfs), "tmp", s.name)
 	if err := os.Mkdir(hostDir, 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -850,26 +811,16 @@ func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T
 		}
 	})
 
-	lctx, lcancel := context.WithTimeout(context.Background(), lockTimeout)
-	defer lcancel()
-	waitStart := time.Now()
-	unlock, err := rootfsLock(lctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	if d := time.Since(waitStart); d > time.Second {
-		t.Logf("waited %v for the rootfs lock", d.Round(time.Millisecond))
-	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	env := append(baseEnv(), "ROOTFS="+rootfs(), "AS_USER="+rootlessUser,
-		"NETNS="+w.sb.HostNS, "PASTA_LOG="+pastaLog)
+	env := []string{"AS_USER=" + rootlessUser, "NETNS=" + w.sb.HostNS, "PASTA_LOG=" + pastaLog}
 	if w.pasta != "" {
 		env = append(env, "PASTA="+w.pasta)
 	}
-	cmd := newCmd(ctx, env, "bash", filepath.Join(podman5Dir(), "run.sh"), "bash", s.dir()+"/script.sh")
+	cmd, err := runSh(ctx, w.podman.rootfs, env, "bash", s.dir()+"/script.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	p := w.sb.Start(t, cmd)
 	// However this function ends (a step may call t.FailNow), tell the

@@ -1,21 +1,23 @@
 // Package podman holds end-to-end tests of gopasta as the pasta of a real
-// Podman 5.4 (Debian trixie, in the root file system that
-// /work/shared/podman5/setup.sh builds), rootless.
+// rootless Podman: Podman 5.4 (Debian trixie) and Podman 6.1 (Debian sid
+// with experimental), each in a root file system that env/build.sh makes
+// and env/run.sh enters.
 //
-// Every case runs twice, as parallel subtests: "gopasta" (our binary, given
-// to run.sh as PASTA) and "cpasta" (the rootfs's own C pasta, passt
-// 2025-05-03), which keeps the suite itself honest. Each subtest makes its
-// own sandbox (package sandbox: a "host" netns with a veth to a "remote"
-// netns), runs its servers on sockets inside those namespaces, and runs
-// Podman with run.sh inside the host netns, so that containers see the
-// simulated host (192.0.2.1, 2001:db8::1) and never this machine's network.
-// The servers: HTTP on the remote (all addresses, port 8080), HTTP on the
-// host's 192.0.2.1:8090 (for host.containers.internal) and DNS on the host's
+// Every case runs four times, as parallel subtests PODMAN/PASTA: podman5
+// and podman6, each with "gopasta" (our binary, given to run.sh as PASTA)
+// and "cpasta" (the rootfs's own C pasta, passt 2025-05-03 or 2026-10-02),
+// which keeps the suite itself honest. Each subtest makes its own sandbox
+// (package sandbox: a "host" netns with a veth to a "remote" netns), runs
+// its servers on sockets inside those namespaces, and runs Podman with
+// run.sh inside the host netns, so that containers see the simulated host
+// (192.0.2.1, 2001:db8::1) and never this machine's network. The servers:
+// HTTP on the remote (all addresses, port 8080), HTTP on the host's
+// 192.0.2.1:8090 (for host.containers.internal) and DNS on the host's
 // 127.0.0.1:53 (the rootfs's resolv.conf names it, so it is where pasta's
 // --dns-forward 169.254.1.1 goes); each records who talked to it.
 //
 // Run as root: GOPASTA_REQUIRE_E2E=1 go test ./test/podman -count=1 -v.
-// See docs/podman.md.
+// See docs/podman.md and test/README.md.
 package podman
 
 import (
@@ -782,13 +784,14 @@ func TestInfoVersion(t *testing.T) {
 		got := strings.TrimSpace(r.Stdout)
 		t.Logf("Host.Pasta.Version: %q", got)
 		if w.pasta == "" {
-			// Known: the C pasta of 2025-05-03 prints nothing for
-			// --version when stdout is not a terminal (its stdio buffer
-			// is lost to _exit()), so Podman shows an empty version.
-			if got == "" {
+			// Known: the C pasta of 2025-05-03 (trixie) prints nothing
+			// for --version when stdout is not a terminal (its stdio
+			// buffer is lost to _exit()), so Podman shows an empty
+			// version. The 2026 one (sid) prints it.
+			if got == "" && w.podman.rootfs == "trixie" {
 				t.Logf("NOTE (known bug of the C pasta, tolerated): empty Host.Pasta.Version")
 			} else if !strings.HasPrefix(got, "pasta ") {
-				t.Errorf("Host.Pasta.Version %q, want empty or \"pasta ...\"", got)
+				t.Errorf("Host.Pasta.Version %q, want \"pasta ...\"", got)
 			}
 			return
 		}
