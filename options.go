@@ -106,8 +106,9 @@ several times, the last one counts.`,
 		Long: "log-size", Arg: "SIZE", Group: groupLogging,
 		Set:  setLogSize,
 		Help: "maximum log file size in bytes (default 1048576)",
-		Man: `Keep the --log-file under SIZE bytes, a positive number; older
-messages make room for newer ones. The default is 1048576 (1 MiB).`,
+		Man: `Keep the --log-file under SIZE bytes, a positive number: when a
+message would make it larger, the file starts over, with a line saying
+that older messages were dropped. The default is 1048576 (1 MiB).`,
 	},
 	{
 		Long: "runas", Arg: "UID[:GID]|LOGIN[:GROUP]", Group: groupLogging, Complete: cmdline.CompleteUser,

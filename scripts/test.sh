@@ -14,7 +14,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "packages"
 sh scripts/deps.sh
-need="iproute2 iputils-ping tcpdump util-linux procps passwd busybox isc-dhcp-client ndisc6 ncat iperf3"
+# groff-base and mandoc lint the man page; bash-completion runs the
+# completion script as an interactive shell of Debian would.
+need="iproute2 iputils-ping tcpdump util-linux procps passwd busybox isc-dhcp-client ndisc6 ncat iperf3 groff-base mandoc bash-completion"
 missing=""
 for p in $need; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"; done
 if [ -n "$missing" ]; then

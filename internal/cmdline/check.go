@@ -54,6 +54,9 @@ func (cmd *Command[C]) Check() error {
 			bad(opt, "completes an argument it does not take")
 		}
 	}
+	if _, ok := operandScripts[cmd.Operands]; !ok {
+		errs = append(errs, errors.New("operands: bash completion can't complete them"))
+	}
 	for _, g := range cmd.Groups {
 		if len(cmd.optionsOf(g)) == 0 {
 			errs = append(errs, fmt.Errorf("group %q has no options", g.Title))
