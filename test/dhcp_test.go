@@ -91,10 +91,14 @@ func newAutoconf(t *testing.T, sb *sandbox.Sandbox) autoconf {
 	return a
 }
 
-// up brings the interface up without duplicate address detection, so that
-// its link-local address is usable at once for rdisc6 and dhclient -6.
+// up brings the interface up without duplicate address detection, then
+// waits (at most 5 s) for its link-local address: the kernel adds it
+// asynchronously once the link has carrier, and rdisc6 and dhclient -6
+// can't send without it.
 func (a autoconf) up() string {
-	return "sysctl -qw net.ipv6.conf." + a.ifc + ".accept_dad=0 && ip link set " + a.ifc + " up"
+	return "sysctl -qw net.ipv6.conf." + a.ifc + ".accept_dad=0 && ip link set " + a.ifc + " up\n" +
+		"i=0; until ip -6 addr show dev " + a.ifc + " scope link -tentative | grep -q inet6; do " +
+		"i=$((i+1)); [ $i -le 50 ] || { echo 'no link-local address after 5 s' >&2; exit 1; }; sleep 0.1; done"
 }
 
 func (a autoconf) udhcpc() string {
