@@ -504,7 +504,11 @@ func TestTCPInboundForward(t *testing.T) {
 						t.Errorf("connect to the host's port 7001 (only a target port): %v, want refused", r)
 					}
 				})
-				// One accepted connection per client, no more.
+				// One accepted connection per client, no more. The server's
+				// lines come through a pipe that the test reads in its own
+				// goroutine, which may lag behind the clients' answers on
+				// a loaded machine: wait for them, a bounded time.
+				waitForLines(srv, "ACCEPT", 10*time.Second, func(l []map[string]string) bool { return len(l) >= len(run.cases) })
 				if n := len(toolLines(srv.Stdout(), "ACCEPT")); n != len(run.cases) {
 					t.Errorf("the server in the namespace accepted %d connections, want %d:\n%s", n, len(run.cases), srv.Stdout())
 				}
