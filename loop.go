@@ -152,7 +152,7 @@ func (c *ctx) tapReadable(events uint32) {
 	}
 	defer c.flushBatches()
 	for i := 0; i < maxFramesPerRun; i++ {
-		frame, err := c.dev.recv(c.rxBuf)
+		frame, err := c.dev.recv(c.rxBuf, &c.rxOff)
 		if err != nil {
 			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
 				c.stats.rxErrors++
@@ -163,6 +163,7 @@ func (c *ctx) tapReadable(events uint32) {
 			return
 		}
 		c.handleFrame(frame)
+		c.rxOff = rxOffload{}
 	}
 }
 

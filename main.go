@@ -140,6 +140,7 @@ func (c *ctx) loopUntilDone() int {
 		s := &c.stats
 		debugf("frames: %d in, %d out; dropped: %d malformed, %d unsupported, %d ICMP, %d UDP; errors: %d reading, %d writing",
 			s.rxFrames, s.txFrames, s.malformed, s.unsupported, s.icmpDropped, s.udpDropped, s.rxErrors, s.txErrors)
+		debugf("UDP super-frames: %d in, %d out", s.udpSuperIn, s.udpSuperOut)
 	}
 	if err != nil {
 		errorf("%v", err)

@@ -29,9 +29,10 @@ type ctx struct {
 	exitCode         int
 
 	parser *frameParser
-	rxBuf  []byte // one received frame (with device header)
-	txBuf  []byte // one frame being built (with txHeadroom)
-	pktBuf []byte // one datagram read from a host socket
+	rxBuf  []byte    // one received frame (with device header)
+	rxOff  rxOffload // the device's segmentation of the frame being handled; zero otherwise
+	txBuf  []byte    // one frame being built (with txHeadroom)
+	pktBuf []byte    // one datagram read from a host socket
 
 	flows flowTable
 	pcap  *pcapWriter
@@ -87,6 +88,8 @@ type stats struct {
 	unsupported uint64 // well-formed frames we have no handler for
 	icmpDropped uint64
 	udpDropped  uint64
+	udpSuperIn  uint64 // UDP super-frames from the guest (udp_offload.go)
+	udpSuperOut uint64 // and to it
 }
 
 // newCtx creates the loop state for a frame device. The caller adds
@@ -145,7 +148,7 @@ func (c *ctx) handleFrame(frame []byte) {
 		tracef("tap: in: %d bytes", len(frame))
 	}
 	p := c.parser
-	if !p.parse(frame) {
+	if !p.parse(frame) || !c.rxOffloadFits() {
 		c.dropMalformed(frame)
 		return
 	}
@@ -162,6 +165,21 @@ func (c *ctx) handleFrame(frame []byte) {
 	default:
 		c.stats.unsupported++
 	}
+}
+
+// rxOffloadFits tells whether the device's segmentation of the frame just
+// parsed agrees with what the frame is: TCP super-segments for TCP, UDP
+// super-frames (with a segment size) for UDP, nothing for the rest.
+func (c *ctx) rxOffloadFits() bool {
+	switch c.rxOff.gsoType &^ vnetGSOECN {
+	case vnetGSONone:
+		return true
+	case vnetGSOTCPv4, vnetGSOTCPv6:
+		return c.parser.has(layers.LayerTypeTCP)
+	case vnetGSOUDPL4:
+		return c.parser.has(layers.LayerTypeUDP) && c.rxOff.gsoSize != 0
+	}
+	return false
 }
 
 func (c *ctx) dropMalformed(frame []byte) {

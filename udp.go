@@ -43,6 +43,7 @@ type udpFlow struct {
 	hostPeer rawSockaddr // the host-side peer: where datagrams go
 	listener int         // inbound flows: the listener replies go through; -1 otherwise
 	spliced  bool        // a local sender's flow: sock is in the namespace (splice.go)
+	noGSO    bool        // the socket refused UDP_SEGMENT: send datagrams one by one
 }
 
 // udpBuffers holds the recvmmsg state: a frame buffer per datagram, with
@@ -84,85 +85,7 @@ func (c *ctx) handleUDP(src, dst netip.Addr) {
 		}
 	}
 	c.flows.at(i).lastActive = c.now
-	c.udpQueue(i, u.Payload)
-}
-
-// udpTxBatch collects the guest's datagrams for one flow while a batch of
-// tap frames is read, to hand them to the socket with one sendmmsg(2):
-// the payloads are copied out of the frame buffer, which the next frame
-// reuses.
-type udpTxBatch struct {
-	flow  int // flow of the queued datagrams; -1 when empty
-	n     int
-	arena []byte
-	used  int
-	iov   [udpBatch]unix.Iovec
-	hdrs  [udpBatch]unix.Mmsghdr
-}
-
-func newUDPTxBatch() *udpTxBatch {
-	return &udpTxBatch{flow: -1, arena: make([]byte, 1<<18)}
-}
-
-// udpQueue queues a datagram for flow i, sending what was queued for
-// another flow (or what fills the batch) first.
-func (c *ctx) udpQueue(i int, payload []byte) {
-	b := c.udpTx
-	if b.flow != i || b.n == udpBatch || b.used+len(payload) > len(b.arena) {
-		c.udpFlush()
-	}
-	if len(payload) > len(b.arena) {
-		c.stats.udpDropped++
-		return
-	}
-	b.flow = i
-	p := b.arena[b.used : b.used+len(payload)]
-	copy(p, payload)
-	b.used += len(payload)
-	b.iov[b.n] = unix.Iovec{Base: unsafe.SliceData(p), Len: uint64(len(p))}
-	b.hdrs[b.n] = unix.Mmsghdr{Hdr: unix.Msghdr{Iov: &b.iov[b.n], Iovlen: 1}}
-	b.n++
-}
-
-// udpFlush sends the queued datagrams to their flow's host peer.
-func (c *ctx) udpFlush() {
-	b := c.udpTx
-	if b.n == 0 {
-		b.flow = -1
-		return
-	}
-	f := c.flows.at(b.flow)
-	if !f.dead && f.typ == flowUDP {
-		sock, to := c.udpDestination(f)
-		for k := range b.n {
-			if to != nil {
-				b.hdrs[k].Hdr.Name, b.hdrs[k].Hdr.Namelen = (*byte)(unsafe.Pointer(&to.raw)), to.len
-			}
-		}
-		c.udpSendBatch(f, sock, b.hdrs[:b.n])
-	}
-	b.flow, b.n, b.used = -1, 0, 0
-}
-
-// udpSendBatch sends datagrams with sendmmsg. As with udpSend, an error
-// left by an earlier ICMP message fails once and is then cleared.
-func (c *ctx) udpSendBatch(f *flow, sock int, hdrs []unix.Mmsghdr) {
-	retried := false
-	for len(hdrs) > 0 {
-		sent, err := sendmmsg(sock, hdrs)
-		if err != nil {
-			if !retried && isICMPError(err) {
-				retried = true
-				continue
-			}
-			c.stats.udpDropped += uint64(len(hdrs))
-			if debugOn() {
-				debugf("udp: flow %d: sending to %s: %v", f.index, f.udp.hostPeer.addrPort(), err)
-			}
-			return
-		}
-		hdrs = hdrs[sent:]
-	}
+	c.udpQueueFrame(i, u.Payload)
 }
 
 // udpDestination is where a flow's datagrams go: its connected socket,
@@ -274,10 +197,7 @@ func (c *ctx) udpSockEvent(i int, events uint32) {
 		c.udpSplicedReplies(f)
 		return
 	}
-	n := c.udpReadBatch(f.sock, f.guestAddr())
-	for k := 0; k < n; k++ {
-		c.udpToGuest(f, k)
-	}
+	c.udpBatchToGuest(f, c.udpReadBatch(f.sock, f.guestAddr()))
 }
 
 // udpReadBatch reads up to udpBatch datagrams from sock into the frame
@@ -305,22 +225,37 @@ func (c *ctx) udpReadBatch(sock int, family netip.Addr) int {
 func (c *ctx) udpToGuest(f *flow, k int) {
 	f.lastActive = c.now
 	size := int(c.udpBufs.hdrs[k].Len)
-	if c.mtu != 0 && size > c.mtu-ipHdrLen(f.guestAddr())-udpHdrLen {
+	if !c.udpFitsGuest(f, size) {
 		c.stats.udpDropped++ // larger than the link MTU: the guest could not take it
 		return
 	}
-	c.sendUDPFrame(c.udpBufs.bufs[k], f, size)
+	c.sendUDPFrame(c.udpBufs.bufs[k], f, size, size)
 }
 
-// sendUDPFrame builds the headers in front of a payload already at
-// udpPayloadOffset in buf, and sends the frame to the guest.
-func (c *ctx) sendUDPFrame(buf []byte, f *flow, n int) {
+// udpFitsGuest tells whether a datagram of size payload bytes fits the
+// guest's link MTU.
+func (c *ctx) udpFitsGuest(f *flow, size int) bool {
+	return c.mtu == 0 || size <= c.mtu-ipHdrLen(f.guestAddr())-udpHdrLen
+}
+
+// sendUDPFrame builds the headers in front of n payload bytes already at
+// udpPayloadOffset in buf, and sends the frame to the guest: one datagram,
+// or when seg < n a UDP super-frame of datagrams of seg bytes (the last
+// one shorter) that the guest's kernel cuts up. Its UDP length covers the
+// whole payload, as in a datagram coalesced by the kernel's UDP GRO, and
+// its checksum is left to the device (the kernel fixes both per segment).
+func (c *ctx) sendUDPFrame(buf []byte, f *flow, n, seg int) {
 	fr := buf[txHeadroom:]
 	c.putEthernet(fr, etherTypeFor(f.guestAddr()))
 	ipl := putIPHeader(fr[ethHdrLen:], f.peerAddr(), f.guestAddr(), protoUDP, udpHdrLen+n)
 	l4 := ethHdrLen + ipl
 	putUDPHeader(fr[l4:], f.peerPort(), f.guestPort(), n)
-	c.finishL4Frame(buf, f.peerAddr(), f.guestAddr(), protoUDP, l4, udpHdrLen+n, nil)
+	var gso *txOffload
+	if seg < n {
+		gso = &c.gsoOff
+		*gso = txOffload{gsoType: vnetGSOUDPL4, gsoSize: uint16(seg), hdrLen: uint16(l4 + udpHdrLen)}
+	}
+	c.finishL4Frame(buf, f.peerAddr(), f.guestAddr(), protoUDP, l4, udpHdrLen+n, gso)
 }
 
 // udpErrorQueue turns the ICMP errors queued on a flow's socket into ICMP

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strconv"
@@ -410,6 +411,53 @@ func TestUDPAutoForward(t *testing.T) {
 	})
 }
 
+// 7. UDP segmentation offload, both ways: the client in the namespace
+// sends 40 datagrams (39 of 1400 bytes, one of 700) with one UDP_SEGMENT
+// send, which the namespace's kernel hands the tap as a UDP super-frame;
+// the remote echo server receives 40 datagrams and sends them back in a
+// burst, which pasta may pass on as super-frames. Every datagram must come
+// back byte-exact, in 5 rounds, over IPv4 and IPv6. With --debug, pasta
+// counts the super-frames it took and sent: both must be there.
+func TestUDPSegmentationOffload(t *testing.T) {
+	tool := udpToolProg.binary(t)
+	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
+		startUDPRemoteServer(t, sb, tool, udpEchoPort)
+		for i, fam := range tcpFamilies {
+			t.Run(fam.name, func(t *testing.T) {
+				res := runInNs(t, m, sb, udpEchoTimeout, []string{"--debug"}, tool, "gso", "-c", hostPort(fam.remote, udpEchoPort),
+					"-count", "40", "-size", "1400", "-rounds", "5", "-seed", strconv.Itoa(3000+1000*i), "-wait", udpClientWait.String())
+				rounds := toolLines(res.Stdout, "GSO")
+				if len(rounds) != 5 {
+					t.Fatalf("%d GSO lines, want 5", len(rounds))
+				}
+				for _, r := range rounds {
+					if r["ok"] != "1" {
+						t.Errorf("round %s: %s of %s datagrams echoed, %s unexpected ones: %s", r["round"], r["got"], r["count"], r["bad"], r["err"])
+					}
+				}
+				if sandbox.Reference() {
+					return
+				}
+				var in, out int
+				if _, err := fmt.Sscanf(grepAfter(res.Stderr, "UDP super-frames: "), "%d in, %d out", &in, &out); err != nil {
+					t.Fatalf("no super-frame counters in pasta's debug output: %v", err)
+				}
+				if in < 5 || out == 0 {
+					t.Errorf("pasta took %d UDP super-frames from the namespace (want 5 or more) and sent it %d (want some)", in, out)
+				}
+			})
+		}
+	})
+}
+
+// grepAfter returns what follows the first occurrence of marker in text.
+func grepAfter(text, marker string) string {
+	if _, after, ok := strings.Cut(text, marker); ok {
+		return after
+	}
+	return ""
+}
+
 // --- udptool's source --------------------------------------------------------
 
 // udpToolSource is a client and server for these tests. Every line it
@@ -428,6 +476,9 @@ func TestUDPAutoForward(t *testing.T) {
 //	dnsserve -name N -a ADDR -l ADDR...   a DNS server on UDP and TCP: A and
 //	                           AAAA records of N, NXDOMAIN for other names
 //	dns -s DST -name N -missing M   A and AAAA of N, A of M, over UDP and TCP
+//	gso -c DST -count N -size S -rounds R   R times: N datagrams (the last one
+//	                           S/2 bytes, the others S) in one UDP_SEGMENT send,
+//	                           every echo checked
 const udpToolSource = `// udptool: client and server for gopasta's end-to-end UDP tests.
 package main
 
@@ -527,6 +578,7 @@ func main() {
 	tries := fs.Int("tries", 3, "attempts per datagram")
 	wait := fs.Duration("wait", 2*time.Second, "time to wait for a reply")
 	retry := fs.Duration("retry", 0, "keep trying that long")
+	rounds := fs.Int("rounds", 1, "rounds")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "serve":
@@ -555,6 +607,8 @@ func main() {
 		for _, s := range servers {
 			dnsClient(s, *name, *missing)
 		}
+	case "gso":
+		gso(*dst, *count, *size, *rounds, *seed, *wait)
 	default:
 		fatal("unknown command %q", os.Args[1])
 	}
@@ -691,6 +745,57 @@ func echo(dst string, sizes []int, seed uint64, tries int, wait time.Duration) {
 		}
 		out("ECHO size=%d ok=%d attempts=%d ms=%d err=%s", size, ok, attempts, time.Since(start).Milliseconds(), q(err))
 		sent = append(sent, msg)
+	}
+}
+
+// gsoCmsg is a UDP_SEGMENT control message (udp(7)) for segments of size
+// bytes: a 64-bit cmsghdr (len, level SOL_UDP, type UDP_SEGMENT), the value.
+func gsoCmsg(size int) []byte {
+	b := make([]byte, syscall.CmsgSpace(2))
+	binary.NativeEndian.PutUint64(b[0:], uint64(syscall.CmsgLen(2)))
+	binary.NativeEndian.PutUint32(b[8:], 17)
+	binary.NativeEndian.PutUint32(b[12:], 103)
+	binary.NativeEndian.PutUint16(b[16:], uint16(size))
+	return b
+}
+
+func gso(dst string, count, size, rounds int, seed uint64, wait time.Duration) {
+	c := dial(dst)
+	defer c.Close()
+	buf := make([]byte, maxDgram)
+	for r := 0; r < rounds; r++ {
+		want := map[string]bool{}
+		var all []byte
+		for i := 0; i < count; i++ {
+			n := size
+			if i == count-1 {
+				n = size / 2
+			}
+			p := payload(seed+uint64(r*count+i), n)
+			want[string(p)] = true
+			all = append(all, p...)
+		}
+		got, bad := 0, 0
+		_, _, err := c.WriteMsgUDP(all, gsoCmsg(size), nil)
+		c.SetReadDeadline(time.Now().Add(wait))
+		for err == nil && got < count {
+			n, rerr := c.Read(buf)
+			if rerr != nil {
+				err = rerr
+				break
+			}
+			if want[string(buf[:n])] {
+				delete(want, string(buf[:n]))
+				got++
+			} else {
+				bad++
+			}
+		}
+		ok := 0
+		if got == count && bad == 0 {
+			ok = 1
+		}
+		out("GSO round=%d count=%d got=%d bad=%d ok=%d err=%s", r, count, got, bad, ok, q(err))
 	}
 }
 
