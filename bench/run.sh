@@ -25,14 +25,19 @@ else
 	RUNS=${RUNS:-3}
 	DURATION=${DURATION:-5}
 fi
-HELPERS=${HELPERS:-"veth gopasta cpasta slirp4netns"}
-ALL_TESTS="tcp4-up tcp4-down tcp6-up tcp6-down tcp4-in tcp6-in tcp4-crr udp4-up udp4-rr"
-TESTS=${TESTS:-"tcp4-up tcp4-down tcp6-up tcp6-down tcp4-in tcp4-crr udp4-up udp4-rr"}
+HELPERS=${HELPERS:-"veth gopasta cpasta cpasta25 slirp4netns"}
+# Any test may also be given as TEST@1500: every helper then runs with an
+# MTU of 1500 (pasta -m 1500, slirp4netns --mtu=1500).
+ALL_TESTS="tcp4-up tcp4-down tcp6-up tcp6-down tcp4-in tcp6-in tcp4-splice-in tcp4-splice-out
+	tcp4-crr tcp4-crr-splice tcp4-rr udp4-up udp4-down udp4-up-8k udp4-down-8k udp4-rr"
+TESTS=${TESTS:-"tcp4-up tcp4-down tcp6-up tcp6-down tcp4-in tcp4-splice-in tcp4-splice-out
+	tcp4-crr tcp4-crr-splice tcp4-rr udp4-up udp4-down udp4-up-8k udp4-down-8k udp4-rr
+	tcp4-up@1500 tcp4-down@1500 tcp4-in@1500 udp4-up@1500 udp4-down@1500"}
 BENCH_USER=${BENCH_USER:-gopasta-bench}
 CONNRATE_PAR=${CONNRATE_PAR:-4} # concurrent short connections
 UDPRR_PAR=${UDPRR_PAR:-1}       # concurrent UDP request/response sockets
-UDP_RATE=${UDP_RATE:-1G}        # iperf3 -b for the UDP test
-UDP_LEN=${UDP_LEN:-1400}        # iperf3 -l for the UDP test
+UDP_RATE=${UDP_RATE:-0}         # iperf3 -b for the UDP tests (0: as fast as the sender can)
+UDP_LEN=${UDP_LEN:-1400}        # iperf3 -l for the UDP tests (the -8k ones: 8000)
 UDP_WINDOW=${UDP_WINDOW:-4M}    # iperf3 -w (socket buffers) for the UDP test
 UDP_ARGS=${UDP_ARGS:-}          # more iperf3 options for the UDP test
 VETH_MTU=${VETH_MTU:-1500}
@@ -44,7 +49,7 @@ CPASTA_ROOTFS=${CPASTA_ROOTFS:-sid} # which rootfs of test/podman/env/build.sh t
 HNS=gpb-host RNS=gpb-remote HIF=gpbveth0 RIF=gpbpeer0
 H4=192.0.2.1 R4=192.0.2.2 GW4=192.0.2.254
 H6=2001:db8::1 R6=2001:db8::2 GW6=fe80::fe
-IPERF_PORT=5201 CRR_PORT=5301 RR_PORT=5302
+IPERF_PORT=5201 CRR_PORT=5301 RR_PORT=5302 TCPRR_PORT=5303
 LOCK=/run/lock/gopasta-bench.lock
 
 die() {
@@ -60,10 +65,10 @@ done
 [ "$RUNS" -le 50 ] || die "RUNS is at most 50"
 [ "$DURATION" -le 120 ] || die "DURATION is at most 120 s"
 for t in $TESTS; do
-	case " $ALL_TESTS " in *" $t "*) ;; *) die "unknown test $t (known: $ALL_TESTS)" ;; esac
+	case " $(echo $ALL_TESTS) " in *" ${t%@1500} "*) ;; *) die "unknown test $t (known: $(echo $ALL_TESTS), each also as TEST@1500)" ;; esac
 done
 for h in $HELPERS; do
-	case $h in veth | gopasta | cpasta | cpasta12 | slirp4netns) ;; *) die "unknown helper $h" ;; esac
+	case $h in veth | gopasta | cpasta | cpasta25 | cpasta12 | slirp4netns) ;; *) die "unknown helper $h" ;; esac
 done
 
 [ "$(id -u)" = 0 ] || die "run me as root (I make namespaces and drop to the user $BENCH_USER myself)"
@@ -222,15 +227,30 @@ else
 fi
 GOPASTA_BIN=$SCRATCH/bin/pasta
 
-# The C pasta: CPASTA if given; else the one of the root file system
-# CPASTA_ROOTFS (sid: passt 2026-10-02, the newest; trixie: 2025-05-03) that
-# test/podman/env/build.sh makes (built here if missing), run through the
-# rootfs's own loader by the build's bin/pasta wrapper, which picks the AVX2
-# build on a CPU that has AVX2, as an installed pasta does by itself; else
-# Debian 12's /usr/bin/pasta.
+# The C pastas: the one of the root file system ROOTFS (sid: passt
+# 2026-10-02, the newest; trixie: 2025-05-03) that test/podman/env/build.sh
+# makes (built here if missing), run through the rootfs's own loader by the
+# build's bin/pasta wrapper, which picks the AVX2 build on a CPU that has
+# AVX2, as an installed pasta does by itself. "cpasta" is CPASTA if given,
+# else that of CPASTA_ROOTFS (else Debian 12's /usr/bin/pasta);
+# "cpasta25" is the trixie one.
 case $CPASTA_ROOTFS in trixie | sid) ;; *) die "CPASTA_ROOTFS is trixie or sid, not '$CPASTA_ROOTFS'" ;; esac
 PODMAN_CACHE=${GOPASTA_PODMAN_CACHE:-/var/cache/gopasta/podman}
-HOST_PASTA=$PODMAN_CACHE/$CPASTA_ROOTFS/bin/pasta
+
+# rootfs_pasta ROOTFS: print the wrapper of ROOTFS's pasta, building the
+# rootfs if needed; fail if there is none.
+rootfs_pasta() {
+	local w=$PODMAN_CACHE/$1/bin/pasta
+	if [ ! -x "$w" ]; then
+		say "building the $1 root file system for its C pasta (test/podman/env/build.sh)"
+		bash "$REPO/test/podman/env/build.sh" "$1" >>"$OUT/log.txt" 2>&1 || say "build.sh failed (see log.txt)"
+	fi
+	[ -x "$w" ] && echo "$w"
+}
+rootfs_desc() { # ROOTFS WRAPPER
+	echo "passt $(dpkg-query --admindir="$PODMAN_CACHE/$1/rootfs/var/lib/dpkg" -W -f '${Version}' passt 2>/dev/null) (Debian $1 rootfs, through its loader: $2)"
+}
+
 CPASTA_CMD=()
 if [ -n "${CPASTA:-}" ]; then
 	CPASTA_CMD=("$CPASTA")
@@ -239,30 +259,37 @@ if [ -n "${CPASTA:-}" ]; then
 	if [ "$CPASTA" = /usr/bin/pasta ]; then
 		CPASTA_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12)"
 	fi
+elif w=$(rootfs_pasta "$CPASTA_ROOTFS"); then
+	CPASTA_CMD=("$w")
+	CPASTA_DESC=$(rootfs_desc "$CPASTA_ROOTFS" "$w")
+elif [ -x /usr/bin/pasta ]; then
+	CPASTA_CMD=(/usr/bin/pasta)
+	CPASTA_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12; the $CPASTA_ROOTFS rootfs is missing)"
 else
-	if [ ! -x "$HOST_PASTA" ]; then
-		say "building the $CPASTA_ROOTFS root file system for its C pasta (test/podman/env/build.sh)"
-		bash "$REPO/test/podman/env/build.sh" "$CPASTA_ROOTFS" >>"$OUT/log.txt" 2>&1 || say "build.sh failed (see log.txt)"
-	fi
-	if [ -x "$HOST_PASTA" ]; then
-		CPASTA_CMD=("$HOST_PASTA")
-		v=$(dpkg-query --admindir="$PODMAN_CACHE/$CPASTA_ROOTFS/rootfs/var/lib/dpkg" -W -f '${Version}' passt 2>/dev/null)
-		CPASTA_DESC="passt $v (Debian $CPASTA_ROOTFS rootfs, through its loader: $HOST_PASTA)"
-	elif [ -x /usr/bin/pasta ]; then
-		CPASTA_CMD=(/usr/bin/pasta)
-		CPASTA_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12; $HOST_PASTA is missing)"
-	else
-		CPASTA_DESC="none found"
-	fi
+	CPASTA_DESC="none found"
 fi
+CPASTA25_CMD=()
+CPASTA25_DESC="none: the trixie rootfs could not be built"
+case " $HELPERS " in *" cpasta25 "*)
+	if w=$(rootfs_pasta trixie); then
+		CPASTA25_CMD=("$w")
+		CPASTA25_DESC=$(rootfs_desc trixie "$w")
+	fi
+	;;
+esac
 # cpasta12 (optional column): Debian 12's own pasta, /usr/bin/pasta.
 CPASTA12_DESC="/usr/bin/pasta: passt $(dpkg-query -W -f '${Version}' passt 2>/dev/null) (Debian 12)"
 CPASTA12_BROKEN=""
 if ! timeout 10 "${AS_USER[@]}" /usr/bin/pasta --version >/dev/null 2>&1; then
 	CPASTA12_BROKEN="$BENCH_USER cannot run /usr/bin/pasta"
 fi
-SLIRP_DESC=$(slirp4netns --version 2>/dev/null | head -1)
-SLIRP_DESC="$SLIRP_DESC, $(slirp4netns --version 2>/dev/null | grep libslirp)"
+SLIRP_BROKEN=""
+if command -v slirp4netns >/dev/null; then
+	SLIRP_DESC=$(slirp4netns --version 2>/dev/null | head -1)
+	SLIRP_DESC="$SLIRP_DESC, $(slirp4netns --version 2>/dev/null | grep libslirp)"
+else
+	SLIRP_DESC="not installed" SLIRP_BROKEN="slirp4netns is not installed"
+fi
 
 # The user must be able to run each of them.
 if [ -z "$GOPASTA_BROKEN" ] && ! timeout 10 "${AS_USER[@]}" "$GOPASTA_BIN" --version >/dev/null 2>&1; then
@@ -273,6 +300,12 @@ if [ ${#CPASTA_CMD[@]} = 0 ]; then
 	CPASTA_BROKEN="no C pasta"
 elif ! timeout 10 "${AS_USER[@]}" "${CPASTA_CMD[@]}" --version >/dev/null 2>&1; then
 	CPASTA_BROKEN="$BENCH_USER cannot run ${CPASTA_CMD[*]}"
+fi
+CPASTA25_BROKEN=""
+if [ ${#CPASTA25_CMD[@]} = 0 ]; then
+	CPASTA25_BROKEN="no C pasta 2025"
+elif ! timeout 10 "${AS_USER[@]}" "${CPASTA25_CMD[@]}" --version >/dev/null 2>&1; then
+	CPASTA25_BROKEN="$BENCH_USER cannot run ${CPASTA25_CMD[*]}"
 fi
 
 # --- the sandbox -------------------------------------------------------------
@@ -328,6 +361,24 @@ HNS_INODE=$(stat -L -c %i "/run/netns/$HNS")
 
 record() { # test helper round status value [note]
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" >>"$TSV"
+}
+
+# rows_of TEST: the rows of the table a test fills.
+rows_of() {
+	local base=${1%@1500} sfx=""
+	[ "$base" != "$1" ] && sfx=@1500
+	case $base in
+	udp4-up* | udp4-down*) echo "$base$sfx $base-loss$sfx" ;;
+	tcp4-rr) echo "tcp4-rr-p50$sfx tcp4-rr-p99$sfx" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# record_test STATUS VALUE NOTE: the same record in every row of the test
+# of run_one ($t, $h, $r).
+record_test() {
+	local row
+	for row in $(rows_of "$t"); do record "$row" "$h" "$r" "$1" "$2" "$3"; done
 }
 
 # helper_rss PID: sum of VmHWM (KiB) of PID and its descendants that run the
@@ -388,17 +439,22 @@ parse() {
 		return 1
 	}
 	case $t in
-	tcp4-crr | udp4-rr)
+	tcp4-crr* | udp4-rr*)
 		filter='if .done > 0 then "\(.rate) \(.errors) \(.timeouts // 0)" else error("nothing completed: \(.first_error // "")") end'
+		;;
+	tcp4-rr*)
+		filter='if .done > 0 then "\(.p50_us) \(.p99_us) \(.rate)" else error("nothing completed: \(.first_error // "")") end'
 		;;
 	tcp*)
 		filter='if .error then error(.error) else
 			"\(.end.sum_received.bits_per_second / 1e9) \(.end.sum_sent.retransmits // "")" end'
 		;;
-	udp4-up)
-		# iperf3 3.12 client, UDP: end.sum is the sender's rate with the
-		# server's loss count; the received rate is the rate minus the loss.
-		filter='if .error then error(.error) else
+	udp4-*)
+		# iperf3 client, UDP, either direction: end.sum_received is what
+		# the receiver got (iperf3 3.12 and later), with the loss it
+		# counted; older ones only have end.sum, the sender's rate.
+		filter='if .error then error(.error) elif .end.sum_received then
+			"\(.end.sum_received.bits_per_second / 1e9) \(.end.sum_received.lost_percent)" else
 			"\(.end.sum.bits_per_second * (100 - .end.sum.lost_percent) / 100 / 1e9) \(.end.sum.lost_percent)" end'
 		;;
 	esac
@@ -413,6 +469,8 @@ run_one() { # test helper round
 	local t=$1 h=$2 r=$3
 	local rd=$SCRATCH/u/$t-$h-r$r raw=$OUT/raw/$t/$h-r$r
 	local kind dst srv=() cli=() nscmd=() port proto=tcp fam=4 fwd=() status="" note="" val=""
+	local base=${t%@1500} mtu="" sfx=""
+	[ "$base" != "$t" ] && mtu=1500 sfx=@1500
 	local hpid="" wpid="" spid="" deadline start rss="" i
 	mkdir -p "$rd" "$raw"
 	chown "$BU:$BG" "$rd"
@@ -420,9 +478,13 @@ run_one() { # test helper round
 	: >"$raw/timing.txt"
 	phase() { echo "$(awk -v s="$start" -v n="$EPOCHREALTIME" 'BEGIN { printf "%6.2f", n - s }') $*" >>"$raw/timing.txt"; }
 
-	case $t in *6*) fam=6 dst=$R6 ;; *) dst=$R4 ;; esac
-	local D=$DURATION
-	case $t in
+	case $base in *6*) fam=6 dst=$R6 ;; *) dst=$R4 ;; esac
+	local D=$DURATION udplen=$UDP_LEN
+	# kind: out = client in the namespace, server in the remote netns;
+	# in = server in the namespace, client in the remote netns (-t);
+	# lo-out = client in the namespace, server on the host's 127.0.0.1 (-T);
+	# lo-in = server in the namespace, client on the host's 127.0.0.1 (-t).
+	case $base in
 	tcp?-up | tcp?-down)
 		kind=out port=$IPERF_PORT
 		srv=(iperf3 -s -1 -p "$port" -J)
@@ -436,16 +498,38 @@ run_one() { # test helper round
 		nscmd=(iperf3 -s -1 -p "$port" -J)
 		cli=(iperf3 -c "$hdst" -p "$port" -t "$D" -J --connect-timeout 5000)
 		;;
+	tcp4-splice-in)
+		kind=lo-in port=$IPERF_PORT
+		nscmd=(iperf3 -s -1 -p "$port" -J)
+		cli=(iperf3 -c 127.0.0.1 -p "$port" -t "$D" -J --connect-timeout 5000)
+		;;
+	tcp4-splice-out)
+		kind=lo-out port=$IPERF_PORT
+		srv=(iperf3 -s -1 -B 127.0.0.1 -p "$port" -J)
+		nscmd=(iperf3 -c 127.0.0.1 -p "$port" -t "$D" -J --connect-timeout 5000)
+		;;
 	tcp4-crr)
 		kind=out port=$CRR_PORT
 		srv=("$BT" connrate-server -l ":$port" -t "$((D + 60))s")
 		nscmd=("$BT" connrate-client -c "$dst:$port" -d "${D}s" -p "$CONNRATE_PAR")
 		;;
-	udp4-up)
+	tcp4-crr-splice)
+		kind=lo-out port=$CRR_PORT
+		srv=("$BT" connrate-server -l "127.0.0.1:$port" -t "$((D + 60))s")
+		nscmd=("$BT" connrate-client -c "127.0.0.1:$port" -d "${D}s" -p "$CONNRATE_PAR")
+		;;
+	tcp4-rr)
+		kind=out port=$TCPRR_PORT
+		srv=("$BT" tcprr-server -l ":$port" -t "$((D + 60))s")
+		nscmd=("$BT" tcprr-client -c "$dst:$port" -d "${D}s")
+		;;
+	udp4-up* | udp4-down*)
 		kind=out port=$IPERF_PORT
+		case $base in *-8k) udplen=8000 ;; esac
 		srv=(iperf3 -s -1 -p "$port" -J)
 		# shellcheck disable=SC2206
-		nscmd=(iperf3 -c "$dst" -p "$port" -u -b "$UDP_RATE" -l "$UDP_LEN" -w "$UDP_WINDOW" -t "$D" -J --connect-timeout 5000 $UDP_ARGS)
+		nscmd=(iperf3 -c "$dst" -p "$port" -u -b "$UDP_RATE" -l "$udplen" -w "$UDP_WINDOW" -t "$D" -J --connect-timeout 5000 $UDP_ARGS)
+		case $base in udp4-down*) nscmd+=(-R) ;; esac
 		;;
 	udp4-rr)
 		kind=out port=$RR_PORT proto=udp
@@ -455,44 +539,72 @@ run_one() { # test helper round
 	esac
 
 	# Helpers that cannot do a test at all.
-	if [ "$h" = slirp4netns ] && [ "$t" = tcp6-in ]; then
-		record "$t" "$h" "$r" n/a "" "slirp4netns forwards IPv4 ports only"
+	if [ "$h" = slirp4netns ] && [ "$base" = tcp6-in ]; then
+		record_test n/a "" "slirp4netns forwards IPv4 ports only"
+		return
+	fi
+	if [ "$h" = slirp4netns ] && [ $kind = lo-out ]; then
+		record_test n/a "" "slirp4netns has no forwarding to the host's loopback like -T"
+		return
+	fi
+	if [ "$h" = veth ] && [ -n "$mtu" ]; then
+		record_test n/a "" "no helper, no MTU: the same as the row without @1500"
 		return
 	fi
 	if [ "$h" = gopasta ] && [ -n "$GOPASTA_BROKEN" ]; then
-		record "$t" "$h" "$r" fail "" "$GOPASTA_BROKEN"
+		record_test fail "" "$GOPASTA_BROKEN"
 		return
 	fi
 	if [ "$h" = cpasta ] && [ -n "$CPASTA_BROKEN" ]; then
-		record "$t" "$h" "$r" fail "" "$CPASTA_BROKEN"
+		record_test fail "" "$CPASTA_BROKEN"
+		return
+	fi
+	if [ "$h" = cpasta25 ] && [ -n "$CPASTA25_BROKEN" ]; then
+		record_test fail "" "$CPASTA25_BROKEN"
 		return
 	fi
 	if [ "$h" = cpasta12 ] && [ -n "$CPASTA12_BROKEN" ]; then
-		record "$t" "$h" "$r" fail "" "$CPASTA12_BROKEN"
+		record_test fail "" "$CPASTA12_BROKEN"
+		return
+	fi
+	if [ "$h" = slirp4netns ] && [ -n "$SLIRP_BROKEN" ]; then
+		record_test fail "" "$SLIRP_BROKEN"
 		return
 	fi
 
-	# 1. The server in the remote netns, for outbound tests.
-	if [ $kind = out ]; then
-		start_bg "$raw/server" timeout -k 2 $((D + 60)) nsenter "--net=/run/netns/$RNS" -- "${srv[@]}"
+	# 1. The server in the remote netns for outbound tests, on the host's
+	# loopback (as the benchmark user) for lo-out.
+	local sns=$RNS
+	[ $kind = lo-out ] && sns=$HNS
+	if [ $kind = out ] || [ $kind = lo-out ]; then
+		if [ $kind = out ]; then
+			start_bg "$raw/server" timeout -k 2 $((D + 60)) nsenter "--net=/run/netns/$RNS" -- "${srv[@]}"
+		else
+			start_bg "$raw/server" timeout -k 2 $((D + 60)) nsenter "--net=/run/netns/$HNS" -- "${AS_USER[@]}" "${srv[@]}"
+		fi
 		spid=$LAST_PID
 		local f=t
 		[ $proto = udp ] && f=u
-		listening() { in_ns "$RNS" ss -Hln$f "sport = :$port" | grep -q .; }
+		listening() { in_ns "$sns" ss -Hln$f "sport = :$port" | grep -q .; }
 		if ! wait_for 5 listening; then
-			status=fail note="server in $RNS did not start"
+			status=fail note="server in $sns did not start"
 		fi
 	fi
 
 	phase "server ready"
 	# 2. The helper with the workload in its namespace.
 	local nsmode=client
-	[ $kind = in ] && nsmode=server
+	case $kind in in | lo-in) nsmode=server ;; esac
 	local ns=(sh "$SCRATCH/bin/ns.sh" "$rd" "$nsmode")
 	local nstail=("$proto" "$port" -- "${nscmd[@]}")
 	# Like Podman: only the ports asked for, no automatic forwarding.
 	fwd=(-t none -u none -T none -U none)
-	[ $kind = in ] && fwd=(-t "$port" -u none -T none -U none)
+	case $kind in
+	in | lo-in) fwd=(-t "$port" -u none -T none -U none) ;;
+	lo-out) fwd=(-t none -u none -T "$port" -U none) ;;
+	esac
+	local mtuopt=() slirpmtu=65520
+	[ -n "$mtu" ] && mtuopt=(-m "$mtu") slirpmtu=$mtu
 	if [ -z "$status" ]; then
 		case $h in
 		veth)
@@ -502,15 +614,16 @@ run_one() { # test helper round
 		gopasta)
 			# shellcheck disable=SC2086
 			start_bg "$raw/helper" nsenter "--net=/run/netns/$HNS" -- "${AS_USER[@]}" \
-				"$GOPASTA_BIN" --config-net "${fwd[@]}" $GOPASTA_ARGS -- "${ns[@]}" none "${nstail[@]}"
+				"$GOPASTA_BIN" --config-net "${fwd[@]}" "${mtuopt[@]}" $GOPASTA_ARGS -- "${ns[@]}" none "${nstail[@]}"
 			hpid=$LAST_PID
 			;;
-		cpasta | cpasta12)
+		cpasta | cpasta25 | cpasta12)
 			local cp=("${CPASTA_CMD[@]}")
+			[ "$h" = cpasta25 ] && cp=("${CPASTA25_CMD[@]}")
 			[ "$h" = cpasta12 ] && cp=(/usr/bin/pasta)
 			# shellcheck disable=SC2086
 			start_bg "$raw/helper" nsenter "--net=/run/netns/$HNS" -- "${AS_USER[@]}" \
-				"${cp[@]}" --config-net "${fwd[@]}" $CPASTA_ARGS -- "${ns[@]}" none "${nstail[@]}"
+				"${cp[@]}" --config-net "${fwd[@]}" "${mtuopt[@]}" $CPASTA_ARGS -- "${ns[@]}" none "${nstail[@]}"
 			hpid=$LAST_PID
 			;;
 		slirp4netns)
@@ -521,13 +634,13 @@ run_one() { # test helper round
 			wait_for 10 nsready
 			if [ -e "$rd/nsready" ]; then
 				local api=()
-				[ $kind = in ] && api=(--api-socket "$rd/api.sock")
+				[ $nsmode = server ] && api=(--api-socket "$rd/api.sock")
 				# shellcheck disable=SC2086
 				start_bg "$raw/helper" nsenter "--net=/run/netns/$HNS" -- "${AS_USER[@]}" \
-					slirp4netns --configure --mtu=65520 --disable-host-loopback --enable-ipv6 \
+					slirp4netns --configure "--mtu=$slirpmtu" --disable-host-loopback --enable-ipv6 \
 					"${api[@]}" $SLIRP_ARGS "$wpid" tap0
 				hpid=$LAST_PID
-				if [ $kind = in ]; then
+				if [ $nsmode = server ]; then
 					apiready() { [ -S "$rd/api.sock" ] || ! alive "$hpid"; }
 					wait_for 10 apiready
 					if ! timeout 15 "${AS_USER[@]}" "$BT" slirp-api "$rd/api.sock" \
@@ -547,16 +660,19 @@ run_one() { # test helper round
 	# The whole run is bounded by this deadline.
 	deadline=$(($(date +%s) + D + 40))
 
-	# 3. Inbound: the client in the remote netns once the server listens.
-	if [ -z "$status" ] && [ $kind = in ]; then
+	# 3. Inbound: the client in the remote netns (or on the host's loopback)
+	# once the server listens.
+	if [ -z "$status" ] && [ $nsmode = server ]; then
+		local cliwhere=("nsenter" "--net=/run/netns/$RNS" --) cname=$RNS
+		[ $kind = lo-in ] && cliwhere=(nsenter "--net=/run/netns/$HNS" -- "${AS_USER[@]}") cname="$HNS (127.0.0.1)"
 		ready() { [ -e "$rd/ready" ] || ! alive "$main" || { [ -n "$wpid" ] && ! alive "$wpid"; }; }
 		wait_for 15 ready
 		if [ -e "$rd/ready" ]; then
-			timeout -k 2 $((D + 30)) nsenter "--net=/run/netns/$RNS" -- "${cli[@]}" \
+			timeout -k 2 $((D + 30)) "${cliwhere[@]}" "${cli[@]}" \
 				>"$raw/client.json" 2>"$raw/client.stderr" </dev/null 8>&- 9>&-
 			local crc=$?
 			if [ $crc = 124 ] || [ $crc = 137 ]; then
-				status=timeout note="iperf3 client in $RNS timed out"
+				status=timeout note="iperf3 client in $cname timed out"
 			elif [ $crc != 0 ]; then
 				# The server in the namespace may wait forever for a
 				# test that never comes: do not wait for it.
@@ -569,7 +685,7 @@ run_one() { # test helper round
 		fi
 	fi
 
-	[ $kind = in ] && phase "client in $RNS done"
+	[ $nsmode = server ] && phase "client done"
 	# 4. Wait for the workload to finish, then read the helper's peak RSS.
 	if [ -z "$status" ]; then
 		finished() { [ -e "$rd/done" ] || ! alive "$main" || { [ -n "$wpid" ] && ! alive "$wpid"; }; }
@@ -616,7 +732,7 @@ run_one() { # test helper round
 	for i in out err rc; do [ -e "$rd/$i" ] && cp "$rd/$i" "$raw/ns.$i"; done
 	[ -e "$rd/ns.log" ] && cp "$rd/ns.log" "$raw/ns.log"
 	local result=$raw/ns.out
-	[ $kind = in ] && result=$raw/client.json
+	[ $nsmode = server ] && result=$raw/client.json
 	if [ -z "$status" ]; then
 		if val=$(parse "$t" "$result"); then
 			status=ok
@@ -643,13 +759,18 @@ run_one() { # test helper round
 	read -r v1 v2 v3 <<<"$val"
 	case $status in
 	ok)
-		case $t in
-		udp4-up)
+		case $base in
+		udp4-up* | udp4-down*)
 			record "$t" "$h" "$r" ok "$v1"
-			record udp4-loss "$h" "$r" ok "$v2"
+			record "$base-loss$sfx" "$h" "$r" ok "$v2"
 			say "  round $r  $t  $h: $(printf '%.2f' "$v1") Gbit/s received, ${v2}% lost  (${el} s)"
 			;;
-		tcp4-crr | udp4-rr)
+		tcp4-rr)
+			record "tcp4-rr-p50$sfx" "$h" "$r" ok "$v1" "rate=$v3"
+			record "tcp4-rr-p99$sfx" "$h" "$r" ok "$v2" "rate=$v3"
+			say "  round $r  $t  $h: p50 $v1 us, p99 $v2 us, $(printf '%.0f' "$v3")/s  (${el} s)"
+			;;
+		tcp4-crr* | udp4-rr)
 			record "$t" "$h" "$r" ok "$v1" "errors=$v2 timeouts=$v3"
 			say "  round $r  $t  $h: $(printf '%.0f' "$v1")/s, errors $v2, timeouts $v3  (${el} s)"
 			;;
@@ -660,8 +781,7 @@ run_one() { # test helper round
 		esac
 		;;
 	*)
-		record "$t" "$h" "$r" "$status" "" "$note"
-		[ "$t" = udp4-up ] && record udp4-loss "$h" "$r" "$status" "" "$note"
+		record_test "$status" "" "$note"
 		say "  round $r  $t  $h: $status: $note  (${el} s)"
 		;;
 	esac
@@ -679,6 +799,7 @@ say "== $RUNS round(s) of: $TESTS"
 say "   helpers: $HELPERS; $DURATION s per test"
 say "   gopasta: $GOPASTA_DESC${GOPASTA_BROKEN:+ (unusable: $GOPASTA_BROKEN)}"
 say "   C pasta: $CPASTA_DESC${CPASTA_BROKEN:+ (unusable: $CPASTA_BROKEN)}"
+case " $HELPERS " in *" cpasta25 "*) say "   C pasta 2025: $CPASTA25_DESC${CPASTA25_BROKEN:+ (unusable: $CPASTA25_BROKEN)}" ;; esac
 case " $HELPERS " in *" cpasta12 "*) say "   C pasta 12: $CPASTA12_DESC${CPASTA12_BROKEN:+ (unusable: $CPASTA12_BROKEN)}" ;; esac
 say "   slirp4netns: $SLIRP_DESC"
 for ((round = 1; round <= RUNS; round++)); do
@@ -706,8 +827,7 @@ done
 
 ROWS=""
 for t in $TESTS; do
-	ROWS="$ROWS $t"
-	[ "$t" = udp4-up ] && ROWS="$ROWS udp4-loss"
+	ROWS="$ROWS $(rows_of "$t")"
 done
 ROWS="$ROWS rss"
 {
@@ -717,21 +837,27 @@ ROWS="$ROWS rss"
 	echo "- $RUNS run(s) per cell, medians; iperf3 tests $DURATION s each; $(iperf3 --version | head -1)"
 	echo "- gopasta: $GOPASTA_DESC"
 	echo "- C pasta: $CPASTA_DESC"
+	case " $HELPERS " in *" cpasta25 "*) echo "- C pasta 2025: $CPASTA25_DESC" ;; esac
 	case " $HELPERS " in *" cpasta12 "*) echo "- C pasta 12: $CPASTA12_DESC" ;; esac
-	echo "- slirp4netns: $SLIRP_DESC (--mtu=65520 --enable-ipv6 --disable-host-loopback)"
+	echo "- slirp4netns: $SLIRP_DESC (--mtu=65520 or 1500 --enable-ipv6 --disable-host-loopback)"
 	echo "- TCP in the sandbox (inherited from the machine): congestion control $(in_ns "$HNS" sysctl -n net.ipv4.tcp_congestion_control), tcp_rmem $(in_ns "$HNS" sysctl -n net.ipv4.tcp_rmem | tr '\t' ' '), tcp_wmem $(in_ns "$HNS" sysctl -n net.ipv4.tcp_wmem | tr '\t' ' ')"
 	echo "- veth: the bare veth pair (MTU $VETH_MTU) between the host and remote namespaces, no helper: the ceiling"
 	echo "- every helper and workload runs as the unprivileged user $BENCH_USER; total time $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
 	echo
 	"$BT" report -helpers "$HELPERS" -tests "$ROWS" "$TSV"
 	echo
-	echo "Ratios are gopasta's median divided by the other's; for loss and RSS lower is better."
-	echo "Rows: TCP up/down = iperf3 client in the namespace to a server in the remote netns"
-	echo "(download with -R), receiver's rate. Inbound = iperf3 client in the remote netns to the"
-	echo "host's address, forwarded into the namespace (-t, slirp4netns add_hostfwd). Short connections ="
-	echo "$CONNRATE_PAR parallel connect/32-byte request/answer/close loops. UDP = iperf3 -u -b $UDP_RATE -l $UDP_LEN -w $UDP_WINDOW,"
-	echo "rate received by the server. UDP request/response = $UDPRR_PAR socket(s) with one 48-byte"
-	echo "request in flight. RSS = sum of VmHWM of the helper's processes at the end of a test, highest of a round."
+	echo "Cells: median (min-max) of the runs. Ratios are gopasta's median divided by the other's;"
+	echo "for latency, loss and RSS lower is better. Rows: TCP up/down = iperf3 client in the namespace"
+	echo "to a server in the remote netns (download with -R), receiver's rate. Inbound = iperf3 client in"
+	echo "the remote netns to the host's address, forwarded into the namespace (-t, slirp4netns"
+	echo "add_hostfwd). From host 127.0.0.1 = the same client on the host's loopback (pasta splices it)."
+	echo "To host 127.0.0.1 = client in the namespace to 127.0.0.1, a server on the host's loopback (-T)."
+	echo "Short connections = $CONNRATE_PAR parallel connect/32-byte request/answer/close loops."
+	echo "Request/response = one TCP connection, one 32-byte message in flight, round-trip percentiles."
+	echo "UDP = iperf3 -u -b $UDP_RATE -l $UDP_LEN (or 8000) -w $UDP_WINDOW, upload or download (-R), rate and"
+	echo "loss seen by the receiver. UDP request/response = $UDPRR_PAR socket(s) with one 48-byte request"
+	echo "in flight. MTU 1500 = every helper with an MTU of 1500 (pasta -m 1500, slirp4netns --mtu=1500)."
+	echo "RSS = sum of VmHWM of the helper's processes at the end of a test, highest of a round."
 	notes=$(awk -F'\t' '$4 != "ok" && $6 != "" { k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; printf "- %s, %s: %s: %s\n", $1, $2, $4, $6 } }' "$TSV")
 	if [ -n "$notes" ]; then
 		echo

@@ -3,6 +3,8 @@
 //
 //	benchtool connrate-server -l ADDR:PORT [-t LIFETIME]
 //	benchtool connrate-client -c ADDR:PORT [-d DURATION] [-p WORKERS] [-max N]
+//	benchtool tcprr-server    -l ADDR:PORT [-t LIFETIME]
+//	benchtool tcprr-client    -c ADDR:PORT [-d DURATION] [-s SIZE]
 //	benchtool udprr-server    -l ADDR:PORT [-t LIFETIME]
 //	benchtool udprr-client    -c ADDR:PORT [-d DURATION] [-p WORKERS] [-s SIZE] [-timeout T]
 //	benchtool slirp-api       SOCKET JSON
@@ -11,6 +13,10 @@
 // connrate: every connection sends a 32-byte request, reads the 32-byte
 // answer and then EOF (the server closes first, so TIME_WAIT stays on the
 // server's side and the client never runs out of ephemeral ports).
+//
+// tcprr: ping-pong of SIZE-byte messages on one TCP connection (netperf's
+// TCP_RR), one in flight; every round trip is timed, and the client
+// reports the rate and the 50th and 99th percentiles in microseconds.
 //
 // udprr: ping-pong of small datagrams (a DNS-like exchange): each worker has
 // one connected socket and one request in flight; a request not answered
@@ -49,6 +55,10 @@ func main() {
 		err = connrateServer(args)
 	case "connrate-client":
 		err = connrateClient(args)
+	case "tcprr-server":
+		err = tcprrServer(args)
+	case "tcprr-client":
+		err = tcprrClient(args)
 	case "udprr-server":
 		err = udprrServer(args)
 	case "udprr-client":
@@ -67,7 +77,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool connrate-server|connrate-client|udprr-server|udprr-client|slirp-api|report ...")
+	fmt.Fprintln(os.Stderr, "usage: benchtool connrate-server|connrate-client|tcprr-server|tcprr-client|udprr-server|udprr-client|slirp-api|report ...")
 	os.Exit(2)
 }
 
@@ -197,6 +207,112 @@ func oneConn(d *net.Dialer, addr string, req, resp []byte) error {
 	var one [1]byte
 	if n, err := c.Read(one[:]); n != 0 || err != io.EOF {
 		return fmt.Errorf("expected EOF after the answer, got %d bytes, %v", n, err)
+	}
+	return nil
+}
+
+// --- TCP request/response ---
+
+func tcprrServer(args []string) error {
+	fs := flag.NewFlagSet("tcprr-server", flag.ExitOnError)
+	addr := fs.String("l", ":5303", "listen address")
+	life := fs.Duration("t", 120*time.Second, "exit after this long")
+	size := fs.Int("s", reqSize, "message size in bytes")
+	_ = fs.Parse(args)
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	end := time.Now().Add(*life)
+	time.AfterFunc(*life, func() { ln.Close() })
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			_ = c.SetDeadline(end)
+			buf := make([]byte, *size)
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
+type latencyResult struct {
+	Done     int64   `json:"done"`
+	Seconds  float64 `json:"seconds"`
+	Rate     float64 `json:"rate"`
+	P50      float64 `json:"p50_us"`
+	P99      float64 `json:"p99_us"`
+	Errors   int64   `json:"errors"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+func tcprrClient(args []string) error {
+	fs := flag.NewFlagSet("tcprr-client", flag.ExitOnError)
+	addr := fs.String("c", "", "server address:port")
+	dur := fs.Duration("d", 5*time.Second, "duration")
+	size := fs.Int("s", reqSize, "message size in bytes (>= 8)")
+	maxN := fs.Int("max", 5_000_000, "stop after this many round trips")
+	_ = fs.Parse(args)
+	if *addr == "" || *size < 8 {
+		return errors.New("need -c ADDR:PORT and -s >= 8")
+	}
+	c, err := net.DialTimeout("tcp", *addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(*dur + 10*time.Second))
+	req, resp := make([]byte, *size), make([]byte, *size)
+	rtts := make([]time.Duration, 0, 1<<16)
+	var r latencyResult
+	for seq := uint64(1); time.Since(start) < *dur && len(rtts) < *maxN; seq++ {
+		binary.BigEndian.PutUint64(req, seq)
+		t0 := time.Now()
+		if _, err := c.Write(req); err != nil {
+			r.Errors, r.FirstErr = 1, err.Error()
+			break
+		}
+		if _, err := io.ReadFull(c, resp); err != nil {
+			r.Errors, r.FirstErr = 1, err.Error()
+			break
+		}
+		if binary.BigEndian.Uint64(resp) != seq {
+			r.Errors, r.FirstErr = 1, "answer out of sequence"
+			break
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	r.Seconds = time.Since(start).Seconds()
+	r.Done = int64(len(rtts))
+	r.Rate = float64(r.Done) / r.Seconds
+	if len(rtts) > 0 {
+		sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+		pct := func(p float64) float64 {
+			return float64(rtts[int(p*float64(len(rtts)-1))].Nanoseconds()) / 1e3
+		}
+		r.P50, r.P99 = pct(0.50), pct(0.99)
+	}
+	if err := printJSON(r); err != nil {
+		return err
+	}
+	if r.Done == 0 {
+		return errors.New("no round trip completed")
 	}
 	return nil
 }
@@ -369,17 +485,41 @@ type rowSpec struct {
 }
 
 var rows = map[string]rowSpec{
-	"tcp4-up":   {"TCP upload, IPv4", "Gbit/s", 2},
-	"tcp4-down": {"TCP download, IPv4", "Gbit/s", 2},
-	"tcp6-up":   {"TCP upload, IPv6", "Gbit/s", 2},
-	"tcp6-down": {"TCP download, IPv6", "Gbit/s", 2},
-	"tcp4-in":   {"TCP inbound (-t), IPv4", "Gbit/s", 2},
-	"tcp6-in":   {"TCP inbound (-t), IPv6", "Gbit/s", 2},
-	"tcp4-crr":  {"TCP short connections, IPv4", "conn/s", 0},
-	"udp4-up":   {"UDP upload (iperf3 -u), IPv4, received", "Gbit/s", 2},
-	"udp4-loss": {"UDP upload loss, IPv4", "%", 2},
-	"udp4-rr":   {"UDP request/response, IPv4", "req/s", 0},
-	"rss":       {"helper peak RSS", "MiB", 1},
+	"tcp4-up":           {"TCP upload, IPv4", "Gbit/s", 2},
+	"tcp4-down":         {"TCP download, IPv4", "Gbit/s", 2},
+	"tcp6-up":           {"TCP upload, IPv6", "Gbit/s", 2},
+	"tcp6-down":         {"TCP download, IPv6", "Gbit/s", 2},
+	"tcp4-in":           {"TCP inbound (-t), IPv4", "Gbit/s", 2},
+	"tcp6-in":           {"TCP inbound (-t), IPv6", "Gbit/s", 2},
+	"tcp4-splice-in":    {"TCP inbound from host 127.0.0.1 (-t, spliced)", "Gbit/s", 2},
+	"tcp4-splice-out":   {"TCP to host 127.0.0.1 (-T, spliced)", "Gbit/s", 2},
+	"tcp4-crr":          {"TCP short connections, IPv4", "conn/s", 0},
+	"tcp4-crr-splice":   {"TCP short connections to host 127.0.0.1 (-T)", "conn/s", 0},
+	"tcp4-rr-p50":       {"TCP request/response p50", "us", 1},
+	"tcp4-rr-p99":       {"TCP request/response p99", "us", 1},
+	"udp4-up":           {"UDP upload 1400 B, received", "Gbit/s", 2},
+	"udp4-up-loss":      {"UDP upload 1400 B, loss", "%", 1},
+	"udp4-down":         {"UDP download 1400 B, received", "Gbit/s", 2},
+	"udp4-down-loss":    {"UDP download 1400 B, loss", "%", 1},
+	"udp4-up-8k":        {"UDP upload 8000 B, received", "Gbit/s", 2},
+	"udp4-up-8k-loss":   {"UDP upload 8000 B, loss", "%", 1},
+	"udp4-down-8k":      {"UDP download 8000 B, received", "Gbit/s", 2},
+	"udp4-down-8k-loss": {"UDP download 8000 B, loss", "%", 1},
+	"udp4-rr":           {"UDP request/response, IPv4", "req/s", 0},
+	"rss":               {"helper peak RSS", "MiB", 1},
+}
+
+// rowSpecOf is the row of a test id; TEST@1500 is TEST at MTU 1500.
+func rowSpecOf(t string) rowSpec {
+	base, mtu, found := strings.Cut(t, "@")
+	spec, ok := rows[base]
+	if !ok {
+		spec = rowSpec{base, "", 2}
+	}
+	if found {
+		spec.title += ", MTU " + mtu
+	}
+	return spec
 }
 
 func report(args []string) error {
@@ -431,7 +571,8 @@ func report(args []string) error {
 	}
 	helpers := strings.Fields(*helpersFlag)
 
-	names := map[string]string{"veth": "veth", "gopasta": "gopasta", "cpasta": "C pasta", "cpasta12": "C pasta 12", "slirp4netns": "slirp4netns"}
+	names := map[string]string{"veth": "veth", "gopasta": "gopasta", "cpasta": "C pasta", "cpasta25": "C pasta 2025",
+		"cpasta12": "C pasta 12", "slirp4netns": "slirp4netns"}
 	header := []string{"test"}
 	for _, h := range helpers {
 		header = append(header, nameOf(names, h))
@@ -450,10 +591,7 @@ func report(args []string) error {
 	var table [][]string
 	partial := false
 	for _, t := range order {
-		spec, ok := rows[t]
-		if !ok {
-			spec = rowSpec{t, "", 2}
-		}
+		spec := rowSpecOf(t)
 		title := spec.title
 		if spec.unit != "" {
 			title += ", " + spec.unit
@@ -504,7 +642,8 @@ func contains(l []string, s string) bool {
 	return false
 }
 
-// summarize gives the cell text and the median of the successful samples.
+// summarize gives the cell text, the median of the successful samples and,
+// with more than one, their range: "median (min-max)".
 func summarize(ss []sample, prec int) (cell string, median float64, ok, partial bool) {
 	if len(ss) == 0 {
 		return "-", 0, false, false
@@ -535,6 +674,9 @@ func summarize(ss []sample, prec int) (cell string, median float64, ok, partial 
 		median = (vals[n/2-1] + vals[n/2]) / 2
 	}
 	cell = strconv.FormatFloat(median, 'f', prec, 64)
+	if n > 1 {
+		cell += " (" + strconv.FormatFloat(vals[0], 'f', prec, 64) + "-" + strconv.FormatFloat(vals[n-1], 'f', prec, 64) + ")"
+	}
 	if n < len(ss) {
 		cell += fmt.Sprintf(" (%d/%d)", n, len(ss))
 		partial = true
