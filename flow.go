@@ -50,7 +50,6 @@ func newFlowKey(proto uint8, guest netip.Addr, guestPort uint16, peer netip.Addr
 type flow struct {
 	typ        flowType
 	dead       bool
-	registered bool // sock is in the epoll set
 	key        flowKey
 	sock       int   // host-side socket, -1 if none
 	lastActive int64 // monotonic ns of the last traffic either way
@@ -140,9 +139,8 @@ func (t *flowTable) kill(c *ctx, i int) {
 		c.udpTx.flow, c.udpTx.n, c.udpTx.used = -1, 0, 0 // drop what was queued for it
 	}
 	if f.sock >= 0 {
-		if f.registered {
-			c.epollDel(f.sock)
-		}
+		// Closing takes the socket out of epoll: no other descriptor
+		// refers to it, so no epoll_ctl is needed.
 		unix.Close(f.sock)
 		f.sock = -1
 	}

@@ -209,7 +209,6 @@ func (c *ctx) spliceSetEvents(i, side int, events uint32) error {
 		return err
 	}
 	s.events[side], s.registered[side] = events, true
-	f.registered = f.registered || side == sideHost
 	return nil
 }
 

@@ -82,7 +82,16 @@ const (
 	tcpFinAcked                         // the guest acknowledged our FIN
 	tcpWantWindow                       // socket was full: tell the guest when it drains
 	tcpPeerClosed                       // EPOLLRDHUP: the host peer will send no more
+	tcpDataEarly                        // socket data came before the guest's handshake ended
 )
+
+// tcpSockEvents is what epoll reports for a connection's socket, from its
+// creation to its end, edge-triggered: data the guest did not acknowledge
+// stays in the socket, so a level-triggered EPOLLIN would fire again and
+// again until the guest's ACK, and switching interests on and off would
+// cost an epoll_ctl each time. Every handler reads until EAGAIN or stops
+// where the guest's ACK (or a re-arm, tcpRearm) resumes it.
+const tcpSockEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 
 // tcpConn is the guest-side sequence state of a connection (RFC 9293
 // section 3.3.1 names): sndUna..sndNxt is what we sent the guest and it did
@@ -99,14 +108,14 @@ type tcpConn struct {
 	sndWS      uint8  // the guest's window scale shift
 	rcvWS      uint8  // our window scale shift (0 when not negotiated)
 	wsOK       bool   // window scaling negotiated (RFC 7323 section 1.3)
-	rcvWnd     uint32 // window last computed from the socket (tcpRecvWindow)
-	rcvWndOld  bool   // the socket's queue changed since: compute it again
+	rcvWnd     uint32 // window last computed from the socket (tcpRecvWindow), less what the guest sent since
+	rcvWndBase uint32 // the window as computed then
+	rcvWndOld  bool   // compute it again
 	dupAcks    uint8
 	retries    uint8
 	ackPending bool
-	deadline   int64  // timer expiry, monotonic ns; 0 when no timer runs
-	rto        int64  // current retransmission timeout
-	events     uint32 // epoll events the socket is registered for
+	deadline   int64 // timer expiry, monotonic ns; 0 when no timer runs
+	rto        int64 // current retransmission timeout
 }
 
 // seqLT and friends compare sequence numbers modulo 2^32 (RFC 9293
@@ -184,7 +193,7 @@ func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 		c.tcpConnectFailed(i, err)
 		return
 	}
-	if err := c.tcpSetEvents(i, unix.EPOLLOUT); err != nil {
+	if err := c.tcpRegister(i); err != nil {
 		c.tcpConnectFailed(i, err)
 		return
 	}
@@ -359,14 +368,13 @@ func (c *ctx) tcpEstablish(i int) {
 	tc := &f.tcp
 	tc.state |= tcpEstablished
 	tc.sndUna, tc.sndNxt = tc.iss+1, tc.iss+1
-	tc.rcvWndOld = true
 	tc.deadline = 0
 	tc.rto = tcpRTOInitialNS
 	if tcpPeekOffSupported {
 		_ = setsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_PEEK_OFF, 0)
 	}
-	if err := c.tcpSetEvents(i, unix.EPOLLIN|unix.EPOLLRDHUP); err != nil {
-		c.tcpResetBoth(i)
+	if tc.state&(tcpDataEarly|tcpPeerClosed) != 0 {
+		c.tcpSocketToGuest(i) // what the edge-triggered events told before now
 	}
 }
 
@@ -503,7 +511,7 @@ func (c *ctx) tcpGuestData(i int) {
 			return
 		}
 		tc.rcvNxt += uint32(n)
-		tc.rcvWndOld = true
+		tcpWindowTaken(tc, n)
 		if n < len(payload) {
 			fin = false // the FIN comes after data the socket could not take yet
 			c.tcpWaitForSpace(i)
@@ -523,12 +531,26 @@ func (c *ctx) tcpGuestData(i int) {
 	c.tcpQueueAck(i)
 }
 
+// tcpWindowTaken takes n bytes the socket just took from the window last
+// computed: the free space of its send buffer shrinks by as much (or less,
+// as the kernel sends), so the window stays safe to advertise without the
+// two system calls that compute it, until it has shrunk to half.
+func tcpWindowTaken(tc *tcpConn, n int) {
+	if uint32(n) >= tc.rcvWnd || tc.rcvWnd-uint32(n) < tc.rcvWndBase/2 {
+		tc.rcvWndOld = true
+		return
+	}
+	tc.rcvWnd -= uint32(n)
+}
+
 // tcpWaitForSpace asks to be told when the socket's send buffer drains,
-// to advertise the new window to the guest.
+// to advertise the new window to the guest. Re-arming the socket makes
+// epoll check it now: if the buffer is not writable, that check also
+// makes the kernel wake us when it is (tcp_poll sets SOCK_NOSPACE).
 func (c *ctx) tcpWaitForSpace(i int) {
 	f := c.flows.at(i)
 	f.tcp.state |= tcpWantWindow
-	if err := c.tcpSetEvents(i, f.tcp.events|unix.EPOLLOUT); err != nil {
+	if err := c.tcpRearm(i); err != nil {
 		c.tcpResetBoth(i)
 	}
 }
@@ -565,6 +587,9 @@ func (c *ctx) tcpSockEvent(i int, events uint32) {
 	tc := &f.tcp
 	if tc.state&tcpConnecting != 0 {
 		c.tcpConnectDone(i)
+		if events&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0 {
+			tc.state |= tcpDataEarly // this edge will not come again
+		}
 		return
 	}
 	if events&unix.EPOLLERR != 0 {
@@ -579,10 +604,6 @@ func (c *ctx) tcpSockEvent(i int, events uint32) {
 	if events&unix.EPOLLOUT != 0 && tc.state&tcpWantWindow != 0 {
 		tc.state &^= tcpWantWindow
 		tc.rcvWndOld = true
-		if err := c.tcpSetEvents(i, tc.events&^unix.EPOLLOUT); err != nil {
-			c.tcpResetBoth(i)
-			return
-		}
 		c.tcpSendFlags(f, tc.sndNxt, tcpFlagACK) // window update
 	}
 	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
@@ -605,11 +626,6 @@ func (c *ctx) tcpConnectDone(i int) {
 		return
 	}
 	tc.state = tc.state&^tcpConnecting | tcpSynAckSent
-	// Nothing to read until the guest completes its side of the handshake.
-	if err := c.tcpSetEvents(i, unix.EPOLLRDHUP); err != nil {
-		c.tcpConnectFailed(i, err)
-		return
-	}
 	c.tcpArmTimer(f, tcpConnectTimeoutNS)
 	c.tcpSendFlags(f, tc.iss, tcpFlagSYN|tcpFlagACK)
 }
@@ -619,8 +635,11 @@ func (c *ctx) tcpConnectDone(i int) {
 func (c *ctx) tcpSocketToGuest(i int) {
 	f := c.flows.at(i)
 	tc := &f.tcp
-	if tc.state&tcpEstablished == 0 || tc.state&tcpFinSent != 0 {
-		c.tcpSetReadable(i, false)
+	if tc.state&tcpEstablished == 0 {
+		tc.state |= tcpDataEarly // for tcpEstablish
+		return
+	}
+	if tc.state&tcpFinSent != 0 {
 		return
 	}
 	hdr := ethHdrLen + ipHdrLen(f.guestAddr()) + tcpHdrLen
@@ -631,7 +650,7 @@ func (c *ctx) tcpSocketToGuest(i int) {
 	for n := 0; n < tcpMaxSegRun; n++ {
 		inflight := tc.sndNxt - tc.sndUna
 		if inflight >= tc.sndWnd {
-			c.tcpSetReadable(i, false)
+			// The guest's ACK opening the window resumes (tcpGuestAck).
 			c.tcpArmTimer(f, tc.rto) // retransmission, or zero window probe
 			return
 		}
@@ -639,27 +658,30 @@ func (c *ctx) tcpSocketToGuest(i int) {
 		payload := c.txBuf[txHeadroom+hdr : txHeadroom+hdr+want]
 		got, err := c.tcpPeek(f, int(inflight), payload)
 		if err != nil {
-			if isTemporary(err) {
-				c.tcpSetReadable(i, true)
-				return
+			if !isTemporary(err) {
+				c.tcpResetBoth(i)
 			}
-			c.tcpResetBoth(i)
-			return
+			return // EAGAIN: the next data wakes us
 		}
 		if got == 0 {
 			c.tcpSockEOF(i)
 			return
 		}
-		c.tcpSendData(f, got)
+		// Less than asked for after the peer's FIN: these are its last
+		// bytes, and our FIN rides on them.
+		last := got < want && tc.state&tcpPeerClosed != 0
+		c.tcpSendData(f, got, last)
 		if tc.deadline == 0 {
 			c.tcpArmTimer(f, tc.rto)
 		}
 		if got < want {
-			c.tcpSetReadable(i, true)
-			return
+			return // all there was: the next data wakes us
 		}
 	}
-	c.tcpSetReadable(i, true)
+	// Stopped with data left, for fairness: have epoll report it again.
+	if err := c.tcpRearm(i); err != nil {
+		c.tcpResetBoth(i)
+	}
 }
 
 // tcpPeek copies socket data not yet sent to the guest (skipping the
@@ -697,39 +719,22 @@ func (c *ctx) tcpSockEOF(i int) {
 	tc.state |= tcpSockEOF | tcpFinSent
 	c.tcpSendFlags(f, tc.sndNxt, tcpFlagFIN|tcpFlagACK)
 	tc.sndNxt++
-	c.tcpSetReadable(i, false)
 	c.tcpArmTimer(f, tc.rto)
 }
 
-// tcpSetReadable registers or unregisters interest in socket data.
-func (c *ctx) tcpSetReadable(i int, on bool) {
+// tcpRegister adds the flow's socket to epoll for tcpSockEvents.
+func (c *ctx) tcpRegister(i int) error {
 	f := c.flows.at(i)
-	ev := f.tcp.events &^ unix.EPOLLIN
-	if on {
-		ev |= unix.EPOLLIN
-	}
-	if err := c.tcpSetEvents(i, ev); err != nil {
-		c.tcpResetBoth(i)
-	}
+	ev := unix.EpollEvent{Events: tcpSockEvents, Fd: int32(makeRef(kindTCP, i))}
+	return unix.EpollCtl(c.epfd, unix.EPOLL_CTL_ADD, f.sock, &ev)
 }
 
-// tcpSetEvents changes what epoll reports for the flow's socket.
-func (c *ctx) tcpSetEvents(i int, events uint32) error {
+// tcpRearm has epoll check the flow's socket again, and report what is
+// ready now, as if it had just changed (epoll(7): EPOLL_CTL_MOD).
+func (c *ctx) tcpRearm(i int) error {
 	f := c.flows.at(i)
-	if f.tcp.events == events && f.registered {
-		return nil
-	}
-	op := unix.EPOLL_CTL_MOD
-	if !f.registered {
-		op = unix.EPOLL_CTL_ADD
-	}
-	ev := unix.EpollEvent{Events: events, Fd: int32(makeRef(kindTCP, i))}
-	if err := unix.EpollCtl(c.epfd, op, f.sock, &ev); err != nil {
-		return err
-	}
-	f.registered = true
-	f.tcp.events = events
-	return nil
+	ev := unix.EpollEvent{Events: tcpSockEvents, Fd: int32(makeRef(kindTCP, i))}
+	return unix.EpollCtl(c.epfd, unix.EPOLL_CTL_MOD, f.sock, &ev)
 }
 
 // tcpResetBoth resets both sides: a RST to the guest, and to the host peer.
@@ -739,8 +744,7 @@ func (c *ctx) tcpResetBoth(i int) {
 		debugf("tcp: flow %d: reset", i)
 	}
 	c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagRST|tcpFlagACK)
-	c.epollDel(f.sock)
-	closeWithReset(f.sock)
+	closeWithReset(f.sock) // closing also takes it out of epoll: no one else holds it
 	f.sock = -1
 	c.flows.kill(c, i)
 }
@@ -856,7 +860,7 @@ func (c *ctx) tcpRecvWindow(f *flow) uint32 {
 	if free < sndbuf/4 && f.tcp.state&tcpWantWindow == 0 {
 		c.tcpWaitForSpace(int(f.index))
 	}
-	f.tcp.rcvWnd, f.tcp.rcvWndOld = uint32(free), false
+	f.tcp.rcvWnd, f.tcp.rcvWndBase, f.tcp.rcvWndOld = uint32(free), uint32(free), false
 	return uint32(free)
 }
 
@@ -878,13 +882,21 @@ func (c *ctx) tcpSendFlags(f *flow, seq uint32, flags uint8) {
 }
 
 // tcpSendData sends n bytes already placed in the transmit buffer after the
-// headers, at sndNxt.
-func (c *ctx) tcpSendData(f *flow, n int) {
+// headers, at sndNxt, with our FIN after them if fin.
+func (c *ctx) tcpSendData(f *flow, n int, fin bool) {
 	tc := &f.tcp
-	hl := c.putTCPFrameHeaders(c.frame(), f, tc.sndNxt, tcpFlagACK|tcpFlagPSH, n)
+	flags := uint8(tcpFlagACK | tcpFlagPSH)
+	if fin {
+		flags |= tcpFlagFIN
+		tc.state |= tcpSockEOF | tcpFinSent
+	}
+	hl := c.putTCPFrameHeaders(c.frame(), f, tc.sndNxt, flags, n)
 	f.tcp.ackPending = false
 	c.finishTCPFrame(c.txBuf, f, hl, n)
 	tc.sndNxt += uint32(n)
+	if fin {
+		tc.sndNxt++ // RFC 9293 section 3.4: the FIN takes a sequence number
+	}
 }
 
 // putTCPFrameHeaders writes Ethernet, IP and TCP headers into fr for a
@@ -1018,7 +1030,7 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16) {
 	tc.rcvWS = tcpOurWS
 	tc.state = tcpSynSent
 	tc.mss = uint16(c.tcpMaxMSS(dst))
-	if err := c.tcpSetEvents(i, unix.EPOLLRDHUP); err != nil {
+	if err := c.tcpRegister(i); err != nil {
 		c.tcpResetBoth(i)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 )
 
 // tcpGuest plays a TCP client (or server) in the guest over the frame
@@ -454,4 +455,59 @@ func TestTCPWithoutPeekOffset(t *testing.T) {
 	t.Run("window", TestTCPRespectsGuestWindow)
 	t.Run("retransmit", TestTCPRetransmitsUnacknowledgedData)
 	t.Run("fast retransmit", TestTCPFastRetransmitOnDuplicateAcks)
+}
+
+// Socket data the guest has not acknowledged yet stays in the socket: epoll
+// must not report the socket again for it (edge-triggered events), or the
+// loop would spin until the guest's ACK. New data is reported.
+func TestTCPUnacknowledgedDataDoesNotWakeTheLoop(t *testing.T) {
+	tp, g, host, _ := connectGuest(t, nil)
+	if _, err := host.Write([]byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	seg := g.expect("A")
+	if string(seg.Payload) != "answer" {
+		t.Fatalf("guest got %q", seg.Payload)
+	}
+	var events [8]unix.EpollEvent
+	if n, _ := unix.EpollWait(tp.c.epfd, events[:], 50); n != 0 {
+		t.Fatalf("%d epoll events with nothing new on the socket (%#x): the loop would spin", n, events[0].Events)
+	}
+	if _, err := host.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if seg := g.expect("A"); string(seg.Payload) != "more" {
+		t.Fatalf("guest got %q, want the new data", seg.Payload)
+	}
+}
+
+// When the peer has closed and the last bytes are read, our FIN rides on
+// the segment that carries them (one frame instead of two).
+func TestTCPFinRidesOnLastData(t *testing.T) {
+	tp, g, host, _ := connectGuest(t, nil)
+	g.send([]byte("request"))
+	req := make([]byte, 7)
+	_ = host.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(host, req); err != nil { // unread data would make close send a RST
+		t.Fatal(err)
+	}
+	if _, err := host.Write([]byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	host.Close() // FIN right behind the answer
+	time.Sleep(20 * time.Millisecond)
+	seg := g.expect("AF")
+	if string(seg.Payload) != "answer" {
+		t.Fatalf("FIN segment carries %q, want the answer", seg.Payload)
+	}
+	g.ack = seg.Seq + uint32(len(seg.Payload)) + 1
+	g.segment("AF", g.seq, nil)
+	g.seq++
+	if a := g.expect("A"); a.Ack != g.seq {
+		t.Fatalf("our FIN acknowledged at %d, want %d", a.Ack, g.seq)
+	}
+	tp.c.flows.sweep(tp.c)
+	if n := tp.c.flows.used(); n != 0 {
+		t.Fatalf("%d flows after both FINs, want 0", n)
+	}
 }

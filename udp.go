@@ -152,7 +152,6 @@ func (c *ctx) udpFlowWithSocket(key flowKey, sock, li int, peer netip.AddrPort) 
 		c.flows.kill(c, i)
 		return 0, false
 	}
-	f.registered = true
 	return i, true
 }
 
