@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -299,9 +298,9 @@ func (c *ctx) closeListener(i int) {
 		unix.Close(l.fd)
 	}
 	*l = listener{fd: -1}
-	for _, fi := range c.flows.active {
-		if f := c.flows.at(int(fi)); f.typ == flowUDP && f.udp.listener == i {
-			c.flows.kill(c, int(fi))
+	for fi := c.flows.nextUsed(0); fi >= 0; fi = c.flows.nextUsed(fi + 1) {
+		if f := c.flows.at(fi); f.typ == flowUDP && f.udp.listener == i {
+			c.flows.kill(c, fi)
 		}
 	}
 }
@@ -403,8 +402,7 @@ func (c *ctx) scanAutoForward() {
 		now := map[uint16]bool{}
 		for _, fd := range t.files {
 			if fd >= 0 {
-				a.buf = readWhole(fd, a.buf[:cap(a.buf)])
-				boundPorts(a.buf, t.state, now)
+				scanBoundPorts(fd, a.buf, t.state, now)
 			}
 		}
 		c.dropOwnPorts(t.dir, now)
@@ -442,37 +440,82 @@ func (c *ctx) updateAutoListeners(d fwdDir, before, now map[uint16]bool) {
 	}
 }
 
-// readWhole reads a /proc file from its start into buf, growing it.
-func readWhole(fd int, buf []byte) []byte {
-	n := 0
+// scanBoundPorts adds to ports the local ports of the sockets in the given
+// state (two hexadecimal digits) of a /proc/net socket table (proc(5)),
+// read from fd a piece at a time into buf: neither its memory nor its
+// allocations grow with the number of sockets (pasta's own count there).
+func scanBoundPorts(fd int, buf []byte, state string, ports map[uint16]bool) {
+	off, have := int64(0), 0
 	for {
-		if n == len(buf) {
-			buf = append(buf, make([]byte, len(buf))...)
+		n, err := unix.Pread(fd, buf[have:], off)
+		if err != nil || n <= 0 {
+			return
 		}
-		m, err := unix.Pread(fd, buf[n:], int64(n))
-		if err != nil || m <= 0 {
-			return buf[:n]
+		off += int64(n)
+		have += n
+		rest := buf[:have]
+		for {
+			nl := bytes.IndexByte(rest, '\n')
+			if nl < 0 {
+				break
+			}
+			if port, st, ok := socketLine(rest[:nl]); ok && string(st) == state && port != 0 {
+				ports[port] = true
+			}
+			rest = rest[nl+1:]
 		}
-		n += m
+		if len(rest) == len(buf) {
+			rest = rest[:0] // a line longer than the buffer: not a socket line
+		}
+		have = copy(buf, rest)
 	}
 }
 
-// boundPorts adds the local ports of sockets in the given state from a
-// /proc/net socket table (proc(5)) to ports.
-func boundPorts(table []byte, state string, ports map[uint16]bool) {
-	lines := bytes.Split(table, []byte("\n"))
-	for _, line := range lines[min(1, len(lines)):] {
-		fields := bytes.Fields(line)
-		if len(fields) < 4 || string(fields[3]) != state {
-			continue
+// socketLine returns the local port and the state of a line of a
+// /proc/net socket table: "sl local_address rem_address st ...", the
+// local address being HEX:PORT.
+func socketLine(line []byte) (port uint16, state []byte, ok bool) {
+	var field [4][]byte
+	n := 0
+	for i := 0; i < len(line) && n < len(field); {
+		for i < len(line) && line[i] == ' ' {
+			i++
 		}
-		local := fields[1]
-		colon := bytes.LastIndexByte(local, ':')
-		if colon < 0 {
-			continue
+		start := i
+		for i < len(line) && line[i] != ' ' {
+			i++
 		}
-		if p, err := strconv.ParseUint(string(local[colon+1:]), 16, 16); err == nil && p != 0 {
-			ports[uint16(p)] = true
+		if i > start {
+			field[n] = line[start:i]
+			n++
 		}
 	}
+	if n < len(field) {
+		return 0, nil, false
+	}
+	local := field[1]
+	colon := bytes.LastIndexByte(local, ':')
+	if colon < 0 || len(local)-colon-1 != 4 {
+		return 0, nil, false
+	}
+	for _, h := range local[colon+1:] {
+		d, ok := hexDigit(h)
+		if !ok {
+			return 0, nil, false
+		}
+		port = port<<4 | uint16(d)
+	}
+	return port, field[3], true
+}
+
+func hexDigit(h byte) (byte, bool) {
+	switch {
+	case h >= '0' && h <= '9':
+		return h - '0', true
+	case h >= 'A' && h <= 'F':
+		return h - 'A' + 10, true
+	case h >= 'a' && h <= 'f':
+		return h - 'a' + 10, true
+	}
+	return 0, false
 }

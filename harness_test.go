@@ -65,9 +65,10 @@ func newTestPasta(t testing.TB, mutate func(*config)) *testPasta {
 	c.updateClock()
 	tp := &testPasta{t: t, c: c, peer: fds[1], buf: make([]byte, 1<<17)}
 	t.Cleanup(func() {
-		for i := range c.flows.flows {
+		for i := c.flows.nextUsed(0); i >= 0; i = c.flows.nextUsed(i + 1) {
 			c.flows.kill(c, i)
 		}
+		c.flows.close()
 		unix.Close(fds[0])
 		unix.Close(fds[1])
 		unix.Close(c.epfd)

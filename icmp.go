@@ -60,8 +60,8 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 			return
 		}
 	}
-	f := &c.flows.flows[i]
-	f.lastActive = c.now
+	c.flows.touch(i, c.now)
+	f := c.flows.at(i)
 	// The message goes out as the guest built it, straight from the frame
 	// (the payload follows the header there); the kernel replaces the
 	// identifier with the socket's and recomputes the checksum.
@@ -78,13 +78,16 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 // socket is bound to the guest's identifier when that is free, so that the
 // identifier is kept on the wire too.
 func (c *ctx) newPingFlow(key flowKey, proto uint8, src, dst netip.Addr, id uint16) (int, bool) {
+	if !c.makeRoom(poolPing) {
+		return 0, false
+	}
 	hostDst := c.mapDestination(netip.AddrPortFrom(dst, 0), protoICMP).Addr()
 	sock, err := openPingSocket(proto, c.ipConfFor(dst), id, hostDst, c.linkScope())
 	if err != nil {
 		c.warnPing(err)
 		return 0, false
 	}
-	i, ok := c.flows.alloc(flowPing, key)
+	i, ok := c.flows.alloc(flowPing, poolPing, key)
 	if !ok {
 		unix.Close(sock)
 		warnRateLimited(c, "flow table full: dropping echo request")
@@ -179,7 +182,7 @@ func (c *ctx) pingReadable(i int, events uint32) {
 			}
 			return
 		}
-		f.lastActive = c.now
+		c.flows.touch(i, c.now)
 		c.sendEchoReply(f, c.pktBuf[:length])
 	}
 }

@@ -180,10 +180,12 @@ func (c *ctx) stop(code int) {
 	c.exitCode = code
 }
 
-// housekeeping runs about once a second: flow timeouts, the -t auto port
-// scan, and unsolicited router advertisements.
+// housekeeping runs about once a second: flow timeouts, giving back the
+// flow table's memory above the flows in use, the -t auto port scan, and
+// unsolicited router advertisements.
 func (c *ctx) housekeeping() {
 	c.flows.expire(c)
+	c.flows.release()
 	c.scanAutoForward()
 	c.sendPeriodicRouterAdvert()
 }

@@ -124,7 +124,10 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 	if cfg.mtu >= 0 {
 		c.mtu = cfg.mtu
 	}
-	c.flows.init(flowCapacity)
+	if err := c.flows.init(budgetFor(fileLimit())); err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("flow table: %w", err)
+	}
 	if err := c.epollAdd(dev.fd(), unix.EPOLLIN, makeRef(kindTap, 0)); err != nil {
 		unix.Close(epfd)
 		return nil, err

@@ -6,8 +6,11 @@ package main
 //
 //	[ADDR[%IF]/ | %IF/] ITEM[,ITEM]...
 //
-// where ITEM is P, P1-P2, P:T, P1-P2:T1-T2 (or P1-P2:T1, the target range
-// then starts at T1 and has the same length), or an exclusion ~P / ~P1-P2.
+// where ITEM is P, P1-P2, P:T, P1-P2:T1-T2 (a target range as long as the
+// range), or an exclusion ~P / ~P1-P2. A single target port is a range of
+// one (pasta(1): "If last is omitted, assume the same as first"), so
+// P1-P2:T with P1 != P2 is refused by the parser, like any target range
+// of another length.
 
 import (
 	"cmp"
@@ -211,11 +214,8 @@ func parsePortItem(field string) (portItem, error) {
 		return it, err
 	}
 	n := it.last - it.first
-	if strings.Contains(dst, "-") && tLast-tFirst != n {
+	if tLast-tFirst != n {
 		return it, fmt.Errorf("target range '%s' doesn't match the length of '%s'", dst, src)
-	}
-	if tFirst+n > maxPort {
-		return it, fmt.Errorf("target range of '%s' ends past port %d", field, maxPort)
 	}
 	it.target = tFirst
 	return it, nil

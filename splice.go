@@ -89,7 +89,7 @@ func (c *ctx) nsSocket(typ int, dst netip.AddrPort) (int, error) {
 // -t port to a new connection in the namespace.
 func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
 	dst, ok := c.nsTarget(peer.Addr(), target)
-	if !ok {
+	if !ok || !c.makeRoom(poolSplice) {
 		closeWithReset(fd)
 		return
 	}
@@ -110,6 +110,10 @@ func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, target uint16) {
 	dst := netip.AddrPortFrom(loopback6, target)
 	if peer.Addr().Is4() {
 		dst = netip.AddrPortFrom(loopback4, target)
+	}
+	if !c.makeRoom(poolSplice) {
+		closeWithReset(fd)
+		return
 	}
 	host, err := hostSocket(unix.SOCK_STREAM, dst)
 	if err != nil {
@@ -145,7 +149,7 @@ func hostSocket(typ int, dst netip.AddrPort) (int, error) {
 // spliceStart makes the flow joining host and ns, whose connectSide socket
 // is still connecting.
 func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort) {
-	i, ok := c.flows.allocUnindexed(flowSplice)
+	i, ok := c.flows.allocUnindexed(flowSplice, poolSplice)
 	if !ok {
 		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
 		closeWithReset(host)
@@ -353,8 +357,8 @@ func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
 			return
 		}
 	}
+	c.flows.touch(i, c.now)
 	f := c.flows.at(i)
-	f.lastActive = c.now
 	off := udpPayloadOffset(f.guestAddr())
 	payload := c.udpBufs.bufs[k][off : off+int(c.udpBufs.hdrs[k].Len)]
 	if err := sendDatagram(f.sock, payload, nil); err != nil {
@@ -365,6 +369,9 @@ func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
 // udpSpliceFlow opens the socket that forwards a local sender's datagrams
 // to the other side: in the namespace for -u, on the host for -U.
 func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool) {
+	if !c.makeRoom(poolUDP) {
+		return 0, false
+	}
 	sock, err := c.udpSpliceSocket(&c.listeners[li], from)
 	if err != nil {
 		if debugOn() {
@@ -397,8 +404,8 @@ func (c *ctx) udpSpliceSocket(l *listener, from netip.AddrPort) (int, error) {
 func (c *ctx) udpSplicedReplies(f *flow) {
 	n := c.udpReadBatch(f.sock, f.guestAddr())
 	off := udpPayloadOffset(f.guestAddr())
+	c.flows.touch(int(f.index), c.now)
 	for k := 0; k < n; k++ {
-		f.lastActive = c.now
 		payload := c.udpBufs.bufs[k][off : off+int(c.udpBufs.hdrs[k].Len)]
 		if err := c.udpSend(f, payload); err != nil {
 			c.stats.udpDropped++

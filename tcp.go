@@ -159,6 +159,14 @@ func (c *ctx) handleTCP(src, dst netip.Addr) {
 // tcpConnect opens a host socket for a guest SYN and starts connecting.
 func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 	t := &c.parser.tcp
+	if c.flows.halfOpenQuotaFull(&key) {
+		warnRateLimited(c, "half-open TCP connects: too many to one address, dropping SYNs to it")
+		return
+	}
+	if !c.makeRoom(poolHalfOpen) {
+		c.tcpResetUnknown(src, dst)
+		return
+	}
 	hostDst := c.mapDestination(netip.AddrPortFrom(dst, uint16(t.DstPort)), protoTCP)
 	sock, err := c.tcpSocketFor(hostDst)
 	if err != nil {
@@ -168,7 +176,7 @@ func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 		c.tcpResetUnknown(src, dst)
 		return
 	}
-	i, ok := c.flows.alloc(flowTCP, key)
+	i, ok := c.flows.alloc(flowTCP, poolHalfOpen, key)
 	if !ok {
 		unix.Close(sock)
 		warnRateLimited(c, "flow table full: refusing new TCP connections")
@@ -626,6 +634,7 @@ func (c *ctx) tcpConnectDone(i int) {
 		return
 	}
 	tc.state = tc.state&^tcpConnecting | tcpSynAckSent
+	c.flows.poolMove(i, poolTCP) // connected: no longer half-open
 	c.tcpArmTimer(f, tcpConnectTimeoutNS)
 	c.tcpSendFlags(f, tc.iss, tcpFlagSYN|tcpFlagACK)
 }
@@ -1015,7 +1024,11 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16) {
 		closeWithReset(fd)
 		return
 	}
-	i, ok := c.flows.alloc(flowTCP, key)
+	if !c.makeRoom(poolTCP) {
+		closeWithReset(fd)
+		return
+	}
+	i, ok := c.flows.alloc(flowTCP, poolTCP, key)
 	if !ok {
 		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
 		closeWithReset(fd)

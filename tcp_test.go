@@ -429,7 +429,9 @@ func TestTCPSegmentForNoConnectionGetsReset(t *testing.T) {
 func TestTCPTableFull(t *testing.T) {
 	l, port := listenLoopback(t)
 	tp := newTestPasta(t, nil)
-	tp.c.flows.init(2)
+	if err := tp.c.flows.init(budget{poolTCP: 2, poolHalfOpen: 2}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		acceptOne(t, l)
 		g := newTCPGuest(t, tp, port)

@@ -27,16 +27,18 @@ import (
 // the headers.
 
 const (
-	udpTimeoutNS     = int64(180e9)
-	udpBatch         = 32  // datagrams per recvmmsg
-	icmpErrorQuote4  = 548 // RFC 1812 section 4.3.2.3: up to 576 bytes in all
-	icmpErrorQuote6  = 1280 - ipv6HdrLen - icmpHdrLen
-	icmpTypeUnreach  = 3 // RFC 792
-	icmp6TypeUnreach = 1 // RFC 4443 section 3.1
-	soEEOriginICMP   = 2 // SO_EE_ORIGIN_ICMP, ip(7)
-	soEEOriginICMP6  = 3
-	dnsPort          = 53
-	dnsOverTLSPort   = 853
+	udpTimeoutNS        = int64(180e9)
+	udpBatch            = 32  // datagrams per recvmmsg
+	icmpErrorQuote4     = 548 // RFC 1812 section 4.3.2.3: up to 576 bytes in all
+	icmpErrorQuote6     = 1280 - ipv6HdrLen - icmpHdrLen
+	icmpTypeUnreach     = 3  // RFC 792
+	icmp6TypeUnreach    = 1  // RFC 4443 section 3.1
+	icmpCodeProhibited  = 13 // RFC 1812 section 5.2.7.1
+	icmp6CodeProhibited = 1
+	soEEOriginICMP      = 2 // SO_EE_ORIGIN_ICMP, ip(7)
+	soEEOriginICMP6     = 3
+	dnsPort             = 53
+	dnsOverTLSPort      = 853
 )
 
 type udpFlow struct {
@@ -84,7 +86,7 @@ func (c *ctx) handleUDP(src, dst netip.Addr) {
 			return
 		}
 	}
-	c.flows.at(i).lastActive = c.now
+	c.flows.touch(i, c.now)
 	c.udpQueueFrame(i, u.Payload)
 }
 
@@ -119,6 +121,10 @@ func (c *ctx) udpSend(f *flow, payload []byte) error {
 // new peer.
 func (c *ctx) udpNewFlow(key flowKey, src, dst netip.Addr) (int, bool) {
 	u := &c.parser.udp
+	if !c.makeRoom(poolUDP) {
+		c.udpRefuse(src, dst)
+		return 0, false
+	}
 	hostDst := c.mapDestination(netip.AddrPortFrom(dst, uint16(u.DstPort)), protoUDP)
 	sock, err := c.udpSocketFor(hostDst)
 	if err != nil {
@@ -134,11 +140,25 @@ func (c *ctx) udpNewFlow(key flowKey, src, dst netip.Addr) (int, bool) {
 	return i, ok
 }
 
+// udpRefuse tells the guest that its datagram was not sent, as no UDP
+// flow could be made: an ICMP "administratively prohibited" error (RFC
+// 1812 section 5.2.7.1; RFC 4443 section 3.1, code 1).
+func (c *ctx) udpRefuse(src, dst netip.Addr) {
+	u := &c.parser.udp
+	f := &c.scratchFlow
+	*f = flow{key: newFlowKey(protoUDP, src, uint16(u.SrcPort), dst, uint16(u.DstPort))}
+	typ, code := uint8(icmpTypeUnreach), uint8(icmpCodeProhibited)
+	if src.Is6() {
+		typ, code = icmp6TypeUnreach, icmp6CodeProhibited
+	}
+	c.sendICMPError(f, typ, code, u.Payload)
+}
+
 // udpFlowWithSocket makes a UDP flow reading its peer's datagrams from
 // sock (which it takes over), replying through listener li (-1: through
 // sock) to peer.
 func (c *ctx) udpFlowWithSocket(key flowKey, sock, li int, peer netip.AddrPort) (int, bool) {
-	i, ok := c.flows.alloc(flowUDP, key)
+	i, ok := c.flows.alloc(flowUDP, poolUDP, key)
 	if !ok {
 		unix.Close(sock)
 		warnRateLimited(c, "flow table full: dropping UDP datagrams of new flows")
@@ -222,7 +242,7 @@ func (c *ctx) udpReadBatch(sock int, family netip.Addr) int {
 
 // udpToGuest sends datagram k of the last batch to the guest on flow f.
 func (c *ctx) udpToGuest(f *flow, k int) {
-	f.lastActive = c.now
+	c.flows.touch(int(f.index), c.now)
 	size := int(c.udpBufs.hdrs[k].Len)
 	if !c.udpFitsGuest(f, size) {
 		c.stats.udpDropped++ // larger than the link MTU: the guest could not take it
@@ -342,7 +362,10 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	if i, ok := c.flows.lookup(key); ok {
 		return c.flows.at(i)
 	}
-	i, ok := c.flows.alloc(flowUDP, key)
+	if !c.makeRoom(poolUDP) {
+		return nil
+	}
+	i, ok := c.flows.alloc(flowUDP, poolUDP, key)
 	if !ok {
 		warnRateLimited(c, "flow table full: dropping UDP datagrams from new senders")
 		return nil

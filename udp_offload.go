@@ -215,7 +215,7 @@ func (c *ctx) udpBatchToGuest(f *flow, n int) {
 		if run == 1 {
 			c.udpToGuest(f, k)
 		} else {
-			f.lastActive = c.now
+			c.flows.touch(int(f.index), c.now)
 			c.stats.udpSuperOut++
 			c.sendUDPFrame(c.udpBufs.bufs[k], f, total, int(c.udpBufs.hdrs[k].Len))
 		}

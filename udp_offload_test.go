@@ -402,8 +402,8 @@ func FuzzUDPSuperFrame(f *testing.F) {
 		}
 		for tp.readFrame(0) != nil {
 		}
-		for _, i := range tp.c.flows.active {
-			tp.c.flows.kill(tp.c, int(i))
+		for i := tp.c.flows.nextUsed(0); i >= 0; i = tp.c.flows.nextUsed(i + 1) {
+			tp.c.flows.kill(tp.c, i)
 		}
 		tp.c.flows.sweep(tp.c)
 	})

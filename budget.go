@@ -1,0 +1,254 @@
+package main
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// The descriptor budget. Every flow holds host descriptors (a socket; a
+// spliced connection two sockets and two pipes), and pasta may hold no
+// more than its RLIMIT_NOFILE, raised at start to the hard limit. A guest
+// is untrusted: one loop of datagrams to many ports, or of SYNs to an
+// address that never answers, would otherwise take every descriptor, and
+// then every new flow of the namespace would fail. So the descriptors left
+// after a reserve (listeners, the auto scan, the namespace thread) are
+// divided into pools, each with a cap:
+//
+//	TCP connections          5/8   (half-open connects at most 1/8 of all)
+//	UDP flows                3/16
+//	ICMP echo flows          1/32
+//	spliced connections      1/8   (6 descriptors each)
+//
+// The TCP share is a reserve nothing else can use. When a pool is full, a
+// new flow evicts the pool's oldest entry where one may be evicted: the
+// longest idle UDP or echo flow, the oldest half-open connect (dropped
+// silently: the guest sends its SYN again). Established
+// and spliced connections are never evicted; when their pool is full, new
+// ones are refused (TCP with a RST). Each full pool warns, at most once a
+// second, naming itself. The flow table and its index are sized for the
+// sum of the caps (flow.go).
+
+type poolID uint8
+
+const (
+	poolTCP      poolID = iota // TCP connections past their host-side connect
+	poolHalfOpen               // TCP connects in progress (guest SYN, host connect pending)
+	poolUDP                    // UDP flows, spliced ones too
+	poolPing                   // ICMP and ICMPv6 echo flows
+	poolSplice                 // spliced TCP connections
+	numPools
+)
+
+const (
+	fdReserveMin    = 64   // descriptors kept for all but flows, at least
+	dstBuckets      = 4096 // counters of half-open connects per destination (hashed)
+	dstQuotaMin     = 16   // half-open connects to one destination, at least
+	spliceFDs       = 6    // two sockets, two pipes
+	lruGranularity  = int64(1e9)
+	poolWarnEveryNS = int64(1e9)
+)
+
+// poolNames name the pools in warnings.
+var poolNames = [numPools]string{"TCP connections", "half-open TCP connects", "UDP flows", "ICMP echo flows", "spliced connections"}
+
+// One destination may hold only part of the half-open connects: a flood
+// of SYNs to an address that never answers then costs pasta a lookup per
+// SYN, not a socket and a connect, so it drains the tap faster than the
+// guest fills it and the guest's other traffic keeps flowing (a full tap
+// queue drops everyone's frames, in the guest's kernel, where pasta can't
+// choose). SYNs over the quota are dropped, as by a host whose SYN queue
+// is full: a guest that cares sends them again. Destinations are counted
+// in hashed buckets, so the count is bounded and sized once; two
+// destinations sharing a bucket share a quota.
+type dstQuota struct {
+	count [dstBuckets]uint16
+	max   uint16
+}
+
+func (q *dstQuota) bucket(t *flowTable, peer *[16]byte) *uint16 {
+	h := mix64(t.index.seed ^ le64(peer[:8]))
+	h = mix64(h ^ le64(peer[8:]))
+	return &q.count[h%dstBuckets]
+}
+
+// halfOpenQuotaFull tells whether connects to k's peer may not take more
+// of the half-open pool.
+func (t *flowTable) halfOpenQuotaFull(k *flowKey) bool {
+	return *t.dstQuota.bucket(t, &k.peerAddr) >= t.dstQuota.max
+}
+
+// pool is a class of flows with a cap, and the list of its flows, oldest
+// (or longest idle) first.
+type pool struct {
+	max, n     int
+	head, tail int32 // -1 when empty
+	lastWarn   int64
+}
+
+// budget is how many flows each pool may hold.
+type budget [numPools]int
+
+// flows is the number of flows the budget allows in all: half-open
+// connects count in the TCP share.
+func (b budget) flows() int { return b[poolTCP] + b[poolUDP] + b[poolPing] + b[poolSplice] }
+
+// budgetFor divides nofile descriptors, less the reserve, among the pools,
+// each pool also bounded by its share of flowCapacity.
+func budgetFor(nofile int) budget {
+	avail := max(nofile-fdReserveMin-nofile/16, 16)
+	share := func(num, den, fdsPerFlow int) int {
+		return max(min(avail*num/den/fdsPerFlow, flowCapacity*num/den), 1)
+	}
+	return budget{
+		poolTCP:      share(5, 8, 1),
+		poolHalfOpen: share(1, 8, 1),
+		poolUDP:      share(3, 16, 1),
+		poolPing:     share(1, 32, 1),
+		poolSplice:   share(1, 8, spliceFDs),
+	}
+}
+
+// fileLimit is RLIMIT_NOFILE's soft limit, as raised at start.
+func fileLimit() int {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur > 1<<30 {
+		return 1 << 30
+	}
+	return int(rl.Cur)
+}
+
+func (t *flowTable) setPools(b budget) {
+	for p := range t.pools {
+		t.pools[p] = pool{max: b[p], head: -1, tail: -1}
+	}
+	t.dstQuota = dstQuota{max: uint16(min(max(b[poolHalfOpen]/8, dstQuotaMin), 1<<16-1))}
+}
+
+// poolAdd appends flow i to pool p's list, as its newest entry.
+func (t *flowTable) poolAdd(i int, p poolID) {
+	pl := &t.pools[p]
+	f := &t.flows[i]
+	f.pool, f.poolPrev, f.poolNext = p, pl.tail, -1
+	if pl.tail >= 0 {
+		t.flows[pl.tail].poolNext = int32(i)
+	} else {
+		pl.head = int32(i)
+	}
+	pl.tail = int32(i)
+	pl.n++
+	if p == poolHalfOpen {
+		*t.dstQuota.bucket(t, &f.key.peerAddr)++
+	}
+}
+
+// poolRemove takes flow i out of its pool's list.
+func (t *flowTable) poolRemove(i int) {
+	f := &t.flows[i]
+	pl := &t.pools[f.pool]
+	if f.poolPrev >= 0 {
+		t.flows[f.poolPrev].poolNext = f.poolNext
+	} else {
+		pl.head = f.poolNext
+	}
+	if f.poolNext >= 0 {
+		t.flows[f.poolNext].poolPrev = f.poolPrev
+	} else {
+		pl.tail = f.poolPrev
+	}
+	f.poolPrev, f.poolNext = -1, -1
+	pl.n--
+	if f.pool == poolHalfOpen {
+		*t.dstQuota.bucket(t, &f.key.peerAddr)--
+	}
+}
+
+// poolMove moves flow i to the end of pool p's list.
+func (t *flowTable) poolMove(i int, p poolID) {
+	t.poolRemove(i)
+	t.poolAdd(i, p)
+}
+
+// touch records traffic on flow i. A flow that had been idle for a while
+// moves to the end of its pool's list, so that the list stays ordered by
+// last activity (to lruGranularity) and the eviction candidate, its head,
+// is the longest idle flow, at the cost of one list move per flow and
+// second at most.
+func (t *flowTable) touch(i int, now int64) {
+	f := &t.flows[i]
+	if f.poolNext >= 0 && now-f.lastActive > lruGranularity && !f.dead {
+		t.poolMove(i, f.pool)
+	}
+	f.lastActive = now
+}
+
+// makeRoom makes room for one more flow in pool p, evicting the oldest
+// entry of the pool that gives way when p is full. It returns false when
+// the new flow must be refused.
+func (c *ctx) makeRoom(p poolID) bool {
+	full, named, victims := c.flows.isFull(p)
+	if !full {
+		return true
+	}
+	victim := int32(-1)
+	if victims != p || evictable(p) {
+		victim = c.flows.pools[victims].head
+	}
+	c.warnPool(named, victims, victim >= 0)
+	if victim < 0 {
+		return false
+	}
+	if debugOn() {
+		debugf("flow %d: evicted for a new flow (%s)", victim, poolNames[victims])
+	}
+	c.evict(int(victim))
+	return true
+}
+
+// evict ends a flow to make room. A half-open connect is dropped without
+// a word to the guest, as a host with a full SYN queue drops a SYN: the
+// guest sends its SYN again if it still cares, and a flood costs no frame
+// more. Other flows end as their idle timeout would end them.
+func (c *ctx) evict(i int) {
+	if c.flows.at(i).pool == poolHalfOpen {
+		c.flows.kill(c, i) // closing a socket that is still connecting sends nothing
+		return
+	}
+	c.closeFlow(i)
+}
+
+// isFull tells whether pool p is full, which pool's cap was reached, and
+// which pool gives way for a new flow of p: TCP connections and half-open
+// connects share the TCP share, and only half-open ones give way.
+func (t *flowTable) isFull(p poolID) (full bool, named, victims poolID) {
+	switch p {
+	case poolTCP, poolHalfOpen:
+		tcp, half := &t.pools[poolTCP], &t.pools[poolHalfOpen]
+		if tcp.n+half.n >= tcp.max {
+			return true, poolTCP, poolHalfOpen
+		}
+		return p == poolHalfOpen && half.n >= half.max, poolHalfOpen, poolHalfOpen
+	}
+	return t.pools[p].n >= t.pools[p].max, p, p
+}
+
+// evictable tells whether the flows of a pool may give way to new ones:
+// datagram flows (a peer sees no difference between an evicted flow and a
+// new one) and half-open connects (the guest retries its SYN).
+func evictable(p poolID) bool { return p == poolUDP || p == poolPing || p == poolHalfOpen }
+
+// warnPool says, at most once a second per pool, that pool p is full and
+// what is done about it.
+func (c *ctx) warnPool(p, victims poolID, evicting bool) {
+	pl := &c.flows.pools[p]
+	if pl.lastWarn != 0 && c.now-pl.lastWarn < poolWarnEveryNS {
+		return
+	}
+	pl.lastWarn = c.now
+	switch {
+	case !evicting:
+		warnf("%s: all %d in use, refusing new ones", poolNames[p], pl.max)
+	case victims == p:
+		warnf("%s: all %d in use, evicting the oldest", poolNames[p], pl.max)
+	default:
+		warnf("%s: all %d in use, evicting the oldest of the %s", poolNames[p], pl.max, poolNames[victims])
+	}
+}

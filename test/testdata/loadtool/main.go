@@ -1,0 +1,469 @@
+// Command loadtool is the hostile guest and the legitimate traffic of the
+// reliability tests (test/hostile_test.go) and of bench/soak.sh. It runs
+// inside pasta's namespace (load, probe, soak) or in the remote netns
+// (serve). Every loop is bounded in count and in time, and it only
+// addresses what it is told to, which the tests keep inside their own
+// namespaces (192.0.2.0/24, 2001:db8::/32).
+//
+//	loadtool serve -port P               TCP and UDP echo on every address
+//	loadtool spray -dst A -ports F-L     one UDP datagram to each port
+//	loadtool flood -dst A:P -n N         N SYNs: non-blocking connect, close
+//	loadtool storm -dst A:P -n N -hold D N connections open at once, held D
+//	loadtool soak  -dst A:P -d D         mixed traffic for D
+//
+// With -probe A:P, load and soak also run legitimate traffic to that echo
+// server while the load lasts and print, after it, a line
+//
+//	PROBE tcp_new=N tcp_ok=N udp_new=N udp_ok=N rtt_n=N p50_ms=X p99_ms=X max_ms=X
+//
+// Lines "LOADING", "LOAD-END" and "SETTLED" mark the phases, so that the
+// test can sample pasta's memory and descriptors at the right times.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fail(errors.New("usage: loadtool serve|spray|flood|storm|soak [flags]"))
+	}
+	raiseFileLimit()
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	port := fs.Int("port", 7007, "serve: port")
+	dst := fs.String("dst", "", "load target: address, or address:port")
+	ports := fs.String("ports", "10001-60000", "spray: port range")
+	n := fs.Int("n", 0, "flood, storm: count")
+	hold := fs.Duration("hold", 2*time.Second, "storm: how long connections stay open")
+	rate := fs.Int("rate", 0, "spray: datagrams per second (0: as fast as possible)")
+	dur := fs.Duration("d", 10*time.Second, "soak: duration")
+	probe := fs.String("probe", "", "echo server for legitimate traffic during the load")
+	settle := fs.Duration("settle", 5*time.Second, "wait after the load before SETTLED")
+	limit := fs.Duration("limit", 50*time.Second, "the load stops after this in any case")
+	_ = fs.Parse(os.Args[2:])
+
+	if os.Args[1] == "serve" {
+		serve(*port)
+		return
+	}
+	var load func(deadline time.Time) string
+	switch os.Args[1] {
+	case "spray":
+		load = func(dl time.Time) string { return spray(*dst, *ports, *rate, dl) }
+	case "flood":
+		load = func(dl time.Time) string { return flood(*dst, *n, dl) }
+	case "storm":
+		load = func(dl time.Time) string { return storm(*dst, *n, *hold, dl) }
+	case "soak":
+		load = func(dl time.Time) string { return soak(*dst, *dur, dl) }
+	default:
+		fail(fmt.Errorf("unknown command %q", os.Args[1]))
+	}
+	var p *prober
+	if *probe != "" {
+		p = startProbe(*probe)
+		time.Sleep(500 * time.Millisecond) // the probe's connection is up before the load
+	}
+	fmt.Println("LOADING")
+	start := time.Now()
+	result := load(start.Add(*limit))
+	fmt.Printf("LOAD-END %s load_s=%.2f\n", result, time.Since(start).Seconds())
+	if p != nil {
+		fmt.Println(p.stop())
+	}
+	time.Sleep(*settle)
+	fmt.Println("SETTLED")
+	time.Sleep(time.Second)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "loadtool:", err)
+	os.Exit(2)
+}
+
+// raiseFileLimit lets the tool hold as many sockets as it may.
+func raiseFileLimit() {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		want := rl
+		want.Cur, want.Max = 1<<20, 1<<20
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+			rl.Cur = rl.Max
+			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+		}
+	}
+}
+
+// --- the echo server ---------------------------------------------------------
+
+func serve(port int) {
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		fail(err)
+	}
+	pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
+	if err != nil {
+		fail(err)
+	}
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+	fmt.Println("READY")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: try again later
+			continue
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// --- the hostile loads -------------------------------------------------------
+
+// spray sends one datagram from one socket to each port of a range, at
+// rate datagrams a second if rate is not 0.
+func spray(dst, ports string, rate int, deadline time.Time) string {
+	first, last, ok := strings.Cut(ports, "-")
+	lo, err1 := strconv.Atoi(first)
+	hi, err2 := strconv.Atoi(last)
+	if !ok || err1 != nil || err2 != nil {
+		fail(fmt.Errorf("bad port range %q", ports))
+	}
+	a := netip.MustParseAddr(dst)
+	conn, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		fail(err)
+	}
+	defer conn.Close()
+	sent := 0
+	payload := []byte("spray")
+	start := time.Now()
+	for p := lo; p <= hi && time.Now().Before(deadline); p++ {
+		if _, err := conn.WriteToUDPAddrPort(payload, netip.AddrPortFrom(a, uint16(p))); err == nil {
+			sent++
+		}
+		if due := start.Add(time.Duration(p-lo+1) * time.Second / time.Duration(max(rate, 1))); rate > 0 && p%100 == 0 {
+			time.Sleep(time.Until(due))
+		}
+	}
+	return fmt.Sprintf("sent=%d", sent)
+}
+
+// flood sends n SYNs to dst: each a non-blocking connect() closed at once,
+// so that the namespace's kernel sends one SYN and forgets it.
+func flood(dst string, n int, deadline time.Time) string {
+	ap := netip.MustParseAddrPort(dst)
+	family, sa := sockaddr(ap)
+	sent := 0
+	for i := 0; i < n && time.Now().Before(deadline); i++ {
+		fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if err := syscall.Connect(fd, sa); err == nil || err == syscall.EINPROGRESS {
+			sent++
+		}
+		syscall.Close(fd)
+	}
+	return fmt.Sprintf("sent=%d", sent)
+}
+
+func sockaddr(ap netip.AddrPort) (int, syscall.Sockaddr) {
+	if ap.Addr().Is4() {
+		return syscall.AF_INET, &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	}
+	return syscall.AF_INET6, &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+// storm opens n connections to an echo server at once, checks that each
+// carries a byte, holds them all, then closes them.
+func storm(dst string, n int, hold time.Duration, deadline time.Time) string {
+	var wg sync.WaitGroup
+	var opened, failed atomic.Int64
+	conns := make([]net.Conn, n)
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := net.Dialer{Deadline: deadline}
+			c, err := d.Dial("tcp", dst)
+			if err == nil {
+				_ = c.SetDeadline(deadline)
+				err = echoOnce(c, []byte{byte(i)})
+			}
+			if err != nil {
+				failed.Add(1)
+				if c != nil {
+					c.Close()
+				}
+				return
+			}
+			opened.Add(1)
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	time.Sleep(min(hold, time.Until(deadline)))
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	return fmt.Sprintf("opened=%d failed=%d open_s=%.2f", opened.Load(), failed.Load(), took.Seconds())
+}
+
+func echoOnce(c net.Conn, msg []byte) error {
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	for got := 0; got < len(msg); {
+		k, err := c.Read(buf[got:])
+		if err != nil {
+			return err
+		}
+		got += k
+	}
+	if string(buf) != string(msg) {
+		return errors.New("echo differs")
+	}
+	return nil
+}
+
+// soak mixes, until d is over: a bulk connection, short connections,
+// UDP exchanges from new sockets, and every 5 s a small storm and spray.
+func soak(dst string, d time.Duration, deadline time.Time) string {
+	end := time.Now().Add(d)
+	if end.After(deadline) {
+		end = deadline
+	}
+	ap := netip.MustParseAddrPort(dst)
+	var wg sync.WaitGroup
+	var short, udp, bulk atomic.Int64
+	wg.Add(3)
+	go func() { // bulk: 64 KiB echoed back and forth
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		for time.Now().Before(end) {
+			c, err := net.DialTimeout("tcp", dst, 3*time.Second)
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			_ = c.SetDeadline(end.Add(5 * time.Second))
+			for time.Now().Before(end) && echoOnce(c, buf) == nil {
+				bulk.Add(int64(len(buf)))
+			}
+			c.Close()
+		}
+	}()
+	go func() { // short connections
+		defer wg.Done()
+		for time.Now().Before(end) {
+			if c, err := net.DialTimeout("tcp", dst, 3*time.Second); err == nil {
+				_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+				if echoOnce(c, []byte("short")) == nil {
+					short.Add(1)
+				}
+				c.Close()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	go func() { // UDP from new sockets, and bursts of hostile load
+		defer wg.Done()
+		next := time.Now()
+		for time.Now().Before(end) {
+			if udpOnce(dst, time.Second) == nil {
+				udp.Add(1)
+			}
+			if time.Now().After(next) {
+				next = time.Now().Add(5 * time.Second)
+				storm(dst, 500, 100*time.Millisecond, end.Add(10*time.Second))
+				spray(ap.Addr().String(), "20001-21000", 0, end)
+				flood(netip.AddrPortFrom(ap.Addr(), 9).String(), 500, end)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	return fmt.Sprintf("short=%d udp=%d bulk_mib=%d", short.Load(), udp.Load(), bulk.Load()>>20)
+}
+
+// udpOnce sends a datagram from a new socket and waits for its echo,
+// sending it again once after half of timeout.
+func udpOnce(dst string, timeout time.Duration) error {
+	c, err := net.Dial("udp", dst)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	msg := []byte(strconv.FormatInt(time.Now().UnixNano(), 10))
+	buf := make([]byte, 64)
+	for try := 0; try < 2; try++ {
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(timeout / 2))
+		n, err := c.Read(buf)
+		if err == nil && string(buf[:n]) == string(msg) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	return errors.New("no echo")
+}
+
+// --- the legitimate traffic ----------------------------------------------------
+
+// prober keeps, while a load runs, one established connection doing a
+// request every 10 ms (its round trips are measured), and opens a new TCP
+// connection and a new UDP flow every 50 ms (each must complete within
+// newTimeout).
+type prober struct {
+	dst        string
+	done       chan struct{}
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	rtts       []time.Duration
+	tcpNew     atomic.Int64
+	tcpOK      atomic.Int64
+	udpNew     atomic.Int64
+	udpOK      atomic.Int64
+	rttFailure atomic.Value
+}
+
+const newTimeout = 3 * time.Second
+
+func startProbe(dst string) *prober {
+	p := &prober{dst: dst, done: make(chan struct{})}
+	c, err := net.DialTimeout("tcp", dst, 5*time.Second)
+	if err != nil {
+		fail(fmt.Errorf("probe: %v", err))
+	}
+	p.wg.Add(2)
+	go p.requests(c)
+	go p.newFlows()
+	return p
+}
+
+func (p *prober) requests(c net.Conn) {
+	defer p.wg.Done()
+	defer c.Close()
+	msg := []byte("0123456789abcdef0123456789abcdef")
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+		start := time.Now()
+		_ = c.SetDeadline(start.Add(10 * time.Second))
+		if err := echoOnce(c, msg); err != nil {
+			p.rttFailure.Store(err.Error())
+			return
+		}
+		p.mu.Lock()
+		p.rtts = append(p.rtts, time.Since(start))
+		p.mu.Unlock()
+	}
+}
+
+func (p *prober) newFlows() {
+	defer p.wg.Done()
+	var wg sync.WaitGroup
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.done:
+			wg.Wait()
+			return
+		case <-tick.C:
+		}
+		wg.Add(2)
+		p.tcpNew.Add(1)
+		p.udpNew.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", p.dst, newTimeout)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(newTimeout))
+			if echoOnce(c, []byte("new")) == nil {
+				p.tcpOK.Add(1)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if udpOnce(p.dst, newTimeout) == nil {
+				p.udpOK.Add(1)
+			}
+		}()
+	}
+}
+
+// stop ends the probe and reports.
+func (p *prober) stop() string {
+	close(p.done)
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sort.Slice(p.rtts, func(i, j int) bool { return p.rtts[i] < p.rtts[j] })
+	q := func(f float64) float64 {
+		if len(p.rtts) == 0 {
+			return -1
+		}
+		return float64(p.rtts[int(f*float64(len(p.rtts)-1))].Microseconds()) / 1000
+	}
+	s := fmt.Sprintf("PROBE tcp_new=%d tcp_ok=%d udp_new=%d udp_ok=%d rtt_n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
+		p.tcpNew.Load(), p.tcpOK.Load(), p.udpNew.Load(), p.udpOK.Load(), len(p.rtts), q(0.5), q(0.99), q(1))
+	if e, ok := p.rttFailure.Load().(string); ok {
+		s += " rtt_error=" + strconv.Quote(e)
+	}
+	return s
+}
