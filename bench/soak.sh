@@ -11,8 +11,8 @@
 # The traffic is loadtool soak (test/testdata/loadtool): a bulk echo
 # connection, short connections one after the other, UDP exchanges from new
 # sockets, and every 5 s a storm of 500 connections, a spray of 1000
-# datagrams to closed ports and a burst of 500 SYNs to a port that drops
-# them. It only reaches the namespaces this script makes (192.0.2.0/24).
+# datagrams to closed ports and a burst of 500 SYNs to a closed port. It
+# only reaches the namespaces this script makes (192.0.2.0/24).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
