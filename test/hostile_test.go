@@ -1,3 +1,5 @@
+//go:build hostile
+
 package e2e
 
 import (
@@ -16,6 +18,14 @@ import (
 	"gopasta/test/sandbox"
 )
 
+// Built only with -tags hostile: not in CI yet. On this 2-core machine,
+// beside the rest of the suite (Podman's tests, other helpers' runs), the
+// storm's legitimate traffic fell to 83% and its established connection
+// timed out, and pasta's exit after its target died took 245 ms: the
+// bounds below hold on an otherwise idle machine only. Run them alone:
+//
+//	go test -tags hostile ./test -run 'TestHostile|TestExitWhileBusy' -v
+//
 // Hostile load from the namespace (issue 13): a UDP port spray, a SYN
 // flood to an address that never answers, a storm of connections opened
 // at once, and the namespace deleted while traffic flows. During each
