@@ -26,7 +26,7 @@ const (
 // pastaManual is what the man page adds to the option table.
 var pastaManual = cmdline.ManPage{
 	Section: 1,
-	Date:    "2026-11-30",
+	Date:    "2026-11-29",
 	Source:  versionString,
 	Manual:  "User Commands",
 	Names:   []string{"pasta", "gopasta"},

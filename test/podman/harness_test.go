@@ -74,7 +74,7 @@ const (
 // podmanEnv is one root file system of env/build.sh, with its Podman.
 type podmanEnv struct {
 	label  string // subtest name: the Podman major version
-	rootfs string // build.sh's name for it
+	rootfs string // build.sh's name for it, or the path of a copy
 }
 
 // podmans are the Podmans every case runs with.
@@ -100,8 +100,12 @@ func envDir() (string, error) {
 	return filepath.Join(root, "test", "podman", "env"), nil
 }
 
-// rootfsDir is the root file system called name by build.sh.
+// rootfsDir is the root file system called name by build.sh, or name
+// itself if it is a path (run.sh takes either).
 func rootfsDir(name string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
 	cache := os.Getenv("GOPASTA_PODMAN_CACHE")
 	if cache == "" {
 		cache = defaultCache

@@ -88,7 +88,8 @@ if [ -n "${PASTA_LOG:-}" ]; then
 	touch "$PASTA_LOG"
 	logdir=$(mktemp -d /tmp/gopasta-pasta-log.XXXXXX)
 	chmod 1777 "$logdir"
-	trap 'cat "$logdir"/* >>"$PASTA_LOG" 2>/dev/null; rm -rf "$logdir"' EXIT
+	# (no file when Podman called no pasta through the logger: not an error)
+	trap 'cat "$logdir"/* >>"$PASTA_LOG" 2>/dev/null || true; rm -rf "$logdir"' EXIT
 fi
 
 pre=()
