@@ -5,35 +5,27 @@ import (
 	"net/netip"
 )
 
-// fwdMode says how one direction of port forwarding (-t, -u, -T, -U) was
-// configured.
-type fwdMode int
-
-const (
-	fwdUnset fwdMode = iota // option not given: the caller applies the default
-	fwdNone                 // "none": forward nothing
-	fwdAuto                 // "auto": follow the ports bound on the other side
-	fwdAll                  // "all": every free non-ephemeral port
-	fwdPorts                // an explicit port list (ranges, exclusions, addresses)
-)
-
-// fwdRange is one contiguous range of forwarded ports, after exclusions have
-// been applied. Port first+i is forwarded to target+i.
+// fwdRange is one forwarding rule: a contiguous range of ports bound on one
+// side, after exclusions have been applied. Port first+i is forwarded to
+// target+i on the other side.
 type fwdRange struct {
 	bindAddr netip.Addr // address to listen on; invalid means any address
 	bindIf   string     // interface to bind to (SO_BINDTODEVICE); "" means any
 	first    uint16     // first listening port, inclusive
 	last     uint16     // last listening port, inclusive
 	target   uint16     // port on the other side that first maps to
+	// auto: a port gets a socket only while its target port is bound on
+	// the other side ("auto" in the spec, pasta(1)).
+	auto bool
+	// bestEffort: ports that can't be bound are skipped, unless none can:
+	// the rules of "all", "auto" and specs with only exclusions (pasta(1)).
+	bestEffort bool
 }
 
 // fwdSpec is the parsed form of all -t (or -u, -T, -U) options given.
 type fwdSpec struct {
-	mode   fwdMode
-	ranges []fwdRange // for fwdPorts and fwdAll, sorted by first, not overlapping per address
-	// bestEffort is set for "all" and for specs with only exclusions:
-	// ports that can't be bound are skipped, unless none can (pasta(1)).
-	bestEffort bool
+	given  bool       // the option was given; if not, pasta's default applies
+	ranges []fwdRange // the rules, in the order given; "none" gives none
 }
 
 // config is the whole parsed command line. The zero value of a field means
@@ -49,6 +41,7 @@ type config struct {
 	foreground  bool   // -f, --foreground
 	pcapFile    string // -p, --pcap
 	pidFile     string // -P, --pid
+	confPath    string // -c, --conf-path: the control socket for pesto
 	runas       string // --runas, as given (resolved later)
 	showHelp    bool   // -h, --help
 	showVersion bool   // --version

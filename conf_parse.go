@@ -89,10 +89,10 @@ func checkConflicts(c *config) error {
 // applyUDPDefaults makes UDP follow an explicit TCP port list, without port
 // translation, in each direction where no UDP spec was given.
 func applyUDPDefaults(c *config) {
-	if c.udpFwd.mode == fwdUnset && c.tcpFwd.mode == fwdPorts {
+	if !c.udpFwd.given && explicitPorts(c.tcpFwd) {
 		c.udpFwd = untranslatedCopy(c.tcpFwd)
 	}
-	if c.udpNsFwd.mode == fwdUnset && c.tcpNsFwd.mode == fwdPorts {
+	if !c.udpNsFwd.given && explicitPorts(c.tcpNsFwd) {
 		c.udpNsFwd = untranslatedCopy(c.tcpNsFwd)
 	}
 }

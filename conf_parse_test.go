@@ -175,7 +175,8 @@ func TestParseArgsOptions(t *testing.T) {
 		{[][]string{{"--netns", "./blue"}}, func(c *config) { c.netns = "./blue" }},
 		{[][]string{{"--netns-only"}, {"--netns-o"}}, func(c *config) { c.netnsOnly = true }},
 		{[][]string{{"--no-netns-quit"}, {"--no-ne"}}, func(c *config) { c.noNetnsQuit = true }},
-		{[][]string{{"--config-net"}, {"--con"}}, func(c *config) { c.configNet = true }},
+		{[][]string{{"--config-net"}, {"--config"}}, func(c *config) { c.configNet = true }},
+		{[][]string{{"-c", "/run/p.sock"}, {"--conf-path=/run/p.sock"}, {"--conf-", "/run/p.sock"}}, func(c *config) { c.confPath = "/run/p.sock" }},
 		{[][]string{{"--no-copy-routes"}, {"--no-copy-r"}}, func(c *config) { c.noCopyRoutes = true }},
 		{[][]string{{"--no-copy-addrs"}, {"--no-copy-a"}}, func(c *config) { c.noCopyAddrs = true }},
 		{[][]string{{"--ns-mac-addr", "02:00:00:00:00:01"}, {"--ns-mac-addr=02:00:00:00:00:01"}, {"--ns-m", "02:00:00:00:00:01"}},
@@ -208,15 +209,15 @@ func TestParseArgsPortOptions(t *testing.T) {
 		{[]string{"-t", "22,80-81:8080-8081"}, func(c *config) { c.tcpFwd, c.udpFwd = spec, untranslated }},
 		{[]string{"-t22", "--tcp-ports=80-81:8080-8081"}, func(c *config) { c.tcpFwd, c.udpFwd = spec, untranslated }},
 		{[]string{"--tcp-p", "22,80-81:8080-8081"}, func(c *config) { c.tcpFwd, c.udpFwd = spec, untranslated }},
-		{[]string{"-t", "22,80-81:8080-8081", "-u", "none"}, func(c *config) { c.tcpFwd, c.udpFwd = spec, fwdSpec{mode: fwdNone} }},
+		{[]string{"-t", "22,80-81:8080-8081", "-u", "none"}, func(c *config) { c.tcpFwd, c.udpFwd = spec, noneSpec }},
 		{[]string{"-u", "22,80-81:8080-8081"}, func(c *config) { c.udpFwd = spec }},
 		{[]string{"--udp-ports", "22", "--udp-p=80-81:8080-8081"}, func(c *config) { c.udpFwd = spec }},
 		{[]string{"-T", "22,80-81:8080-8081"}, func(c *config) { c.tcpNsFwd, c.udpNsFwd = spec, untranslated }},
 		{[]string{"--tcp-ns", "22", "--tcp-n=80-81:8080-8081"}, func(c *config) { c.tcpNsFwd, c.udpNsFwd = spec, untranslated }},
 		{[]string{"-U", "22,80-81:8080-8081"}, func(c *config) { c.udpNsFwd = spec }},
-		{[]string{"--udp-ns", "22,80-81:8080-8081", "-T", "auto"}, func(c *config) { c.udpNsFwd, c.tcpNsFwd = spec, fwdSpec{mode: fwdAuto} }},
-		{[]string{"-t", "auto"}, func(c *config) { c.tcpFwd = fwdSpec{mode: fwdAuto} }},
-		{[]string{"-t", "none", "-t", "none"}, func(c *config) { c.tcpFwd = fwdSpec{mode: fwdNone} }},
+		{[]string{"--udp-ns", "22,80-81:8080-8081", "-T", "auto"}, func(c *config) { c.udpNsFwd, c.tcpNsFwd = spec, autoSpec(t) }},
+		{[]string{"-t", "auto"}, func(c *config) { c.tcpFwd = autoSpec(t) }},
+		{[]string{"-t", "none", "-t", "none"}, func(c *config) { c.tcpFwd = noneSpec }},
 		{[]string{"-t", "127.0.0.1%lo/53"}, func(c *config) {
 			c.tcpFwd = portList(boundR("127.0.0.1", "lo", 53, 53, 53))
 			c.udpFwd = c.tcpFwd
@@ -275,12 +276,12 @@ func TestParseArgsPodman(t *testing.T) {
 		c.configNet = true
 		c.tcpFwd = portList(
 			boundR("127.0.0.1", "", 8082, 8082, 80),
-			boundR("::1", "", 8084, 8084, 80),
-			fwdR(9000, 9001, 9000))
+			fwdR(9000, 9001, 9000),
+			boundR("::1", "", 8084, 8084, 80))
 		c.dnsForward4 = mustAddr("169.254.1.1")
-		c.udpFwd = fwdSpec{mode: fwdNone}
-		c.tcpNsFwd = fwdSpec{mode: fwdNone}
-		c.udpNsFwd = fwdSpec{mode: fwdNone}
+		c.udpFwd = noneSpec
+		c.tcpNsFwd = noneSpec
+		c.udpNsFwd = noneSpec
 		c.noMapGW = true
 		c.quiet = true
 		c.netns = "/run/user/1000/netns/netns-abc"
@@ -300,8 +301,8 @@ func TestParseArgsPodman(t *testing.T) {
 		c.nsIfname = "tap0"
 		c.addr4, c.prefix4, c.gw4 = mustAddr("10.0.2.15"), 24, mustAddr("10.0.2.2")
 		c.dnsForward4 = mustAddr("169.254.1.1")
-		c.tcpFwd, c.udpFwd = fwdSpec{mode: fwdNone}, fwdSpec{mode: fwdNone}
-		c.tcpNsFwd, c.udpNsFwd = fwdSpec{mode: fwdNone}, fwdSpec{mode: fwdNone}
+		c.tcpFwd, c.udpFwd = noneSpec, noneSpec
+		c.tcpNsFwd, c.udpNsFwd = noneSpec, noneSpec
 		c.noMapGW, c.quiet = true, true
 		c.netns = "/run/user/1000/netns/netns-def"
 		c.mapGuestAddr4 = mustAddr("169.254.1.2")
@@ -435,9 +436,10 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-u", "70000"}, "--udp-ports: invalid port spec '70000': port '70000' out of range (1-65535)"},
 		{[]string{"-T", "abc"}, "--tcp-ns: invalid port spec 'abc': invalid port 'abc'"},
 		{[]string{"-U", "1.2.3.4/"}, "--udp-ns: invalid port spec '1.2.3.4/': no ports given"},
-		{[]string{"-t", "22", "-t", "none"}, "--tcp-ports: 'none' can't be combined with other port specs"},
-		{[]string{"-t", "none", "--tcp-ports=22"}, "--tcp-ports: 'none' can't be combined with other port specs"},
-		{[]string{"-U", "auto", "-U", "53"}, "--udp-ns: 'auto' can't be combined with other port specs"},
+		{[]string{"-t", "8080", "-t", "0.0.0.0/8080"}, "--tcp-ports: invalid port spec '0.0.0.0/8080': port 8080 given more than once"},
+		{[]string{"-U", "auto", "-U", "53"}, "--udp-ns: invalid port spec '53': port 53 given more than once"},
+		{[]string{"--con"}, "option '--con' is ambiguous; possibilities: '--conf-path' '--config-net'"},
+		{[]string{"-c", ""}, "--conf-path: invalid path ''"},
 		{[]string{"-t", "20-30", "-t", "25"}, "--tcp-ports: invalid port spec '25': port 25 given more than once"},
 
 		// passt-only options.

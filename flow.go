@@ -68,6 +68,7 @@ type flow struct {
 	index      int32 // this flow's slot
 	poolPrev   int32 // neighbours in the pool's list, oldest first; -1 at the ends
 	poolNext   int32
+	rule       ruleRef // the forwarding rule that made it, for its counters
 
 	tcp    tcpConn
 	udp    udpFlow

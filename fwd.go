@@ -91,12 +91,15 @@ func (ic *ipConf) guestDestination(src netip.Addr) netip.Addr {
 // -u, in the namespace for -T and -U.
 type listener struct {
 	fd     int // -1: free slot
+	rule   ruleRef
 	proto  uint8
 	inNs   bool // bound in the namespace: its peers are local, on the host side
 	v6     bool
-	port   uint16 // bound port
-	target uint16 // port on the other side
-	auto   bool   // opened by the auto scan
+	addr   netip.Addr // bound address
+	ifname string     // bound interface, if any
+	port   uint16     // bound port
+	target uint16     // port on the other side
+	auto   bool       // opened by the auto scan
 }
 
 // fwdDir is one of the four forwarding options: a protocol, and whether
@@ -113,125 +116,6 @@ var (
 	dirTCPNs = fwdDir{protoTCP, true, "--tcp-ns"}
 	dirUDPNs = fwdDir{protoUDP, true, "--udp-ns"}
 )
-
-// spec returns the configuration of a direction, or nil when its protocol
-// is disabled.
-func (c *ctx) spec(d fwdDir) *fwdSpec {
-	switch {
-	case d.proto == protoTCP && c.cfg.noTCP, d.proto == protoUDP && c.cfg.noUDP:
-		return nil
-	case d == dirTCP:
-		return &c.cfg.tcpFwd
-	case d == dirUDP:
-		return &c.cfg.udpFwd
-	case d == dirTCPNs:
-		return &c.cfg.tcpNsFwd
-	}
-	return &c.cfg.udpNsFwd
-}
-
-// openForwards binds the sockets of -t, -u, -T and -U.
-func (c *ctx) openForwards() error {
-	for _, d := range []fwdDir{dirTCP, dirUDP, dirTCPNs, dirUDPNs} {
-		if s := c.spec(d); s != nil {
-			if err := c.openForward(d, *s); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// openForward binds the ports of one forwarding option.
-func (c *ctx) openForward(d fwdDir, spec fwdSpec) error {
-	if spec.mode != fwdPorts && spec.mode != fwdAll {
-		return nil
-	}
-	bound := 0
-	var firstErr error
-	for _, r := range spec.ranges {
-		for p := int(r.first); p <= int(r.last); p++ {
-			target := uint16(int(r.target) + p - int(r.first))
-			n, err := c.listenPort(d, r.bindAddr, r.bindIf, uint16(p), target, false)
-			bound += n
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		}
-	}
-	// Explicit ports must all work; with "all" (or exclusions only), ports
-	// in use are skipped unless none could be bound (pasta(1), -t).
-	if firstErr != nil && (!spec.bestEffort || bound == 0) {
-		return fmt.Errorf("%s: %w", d.option, firstErr)
-	}
-	return nil
-}
-
-// listenPort binds port on addr, or by default on every enabled family's
-// wildcard address on the host and loopback address in the namespace
-// (-T and -U only serve local traffic). It returns how many sockets it
-// bound.
-func (c *ctx) listenPort(d fwdDir, addr netip.Addr, ifname string, port, target uint16, auto bool) (int, error) {
-	var addrs []netip.Addr
-	switch {
-	case addr.IsValid():
-		addrs = []netip.Addr{addr}
-	case d.inNs:
-		addrs = []netip.Addr{loopback4, loopback6}
-	default:
-		if c.ip4.enabled {
-			addrs = append(addrs, netip.IPv4Unspecified())
-		}
-		if c.ip6.enabled {
-			addrs = append(addrs, netip.IPv6Unspecified())
-		}
-	}
-	n := 0
-	var firstErr error
-	for _, a := range addrs {
-		if err := c.listen(d, netip.AddrPortFrom(a, port), ifname, target, auto); err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		n++
-	}
-	return n, firstErr
-}
-
-// listen opens one listening (TCP) or bound (UDP) socket, on the host or
-// in the namespace, and registers it.
-func (c *ctx) listen(d fwdDir, ap netip.AddrPort, ifname string, target uint16, auto bool) error {
-	fd := -1
-	open := func() (err error) {
-		fd, err = boundSocket(d.proto, ap, ifname, c.cfg.freebind)
-		return err
-	}
-	var err error
-	if d.inNs {
-		err = c.ns.do(open)
-	} else {
-		err = open()
-	}
-	if err != nil {
-		return err
-	}
-	kind := kindTCPListen
-	if d.proto == protoUDP {
-		kind = kindUDPListen
-	}
-	idx := c.freeListenerSlot()
-	c.listeners[idx] = listener{fd: fd, proto: d.proto, inNs: d.inNs, v6: ap.Addr().Is6(), port: ap.Port(), target: target, auto: auto}
-	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kind, idx)); err != nil {
-		c.closeListener(idx)
-		return err
-	}
-	if debugOn() {
-		debugf("%s: forwarding %s to port %d", d.option, ap, target)
-	}
-	return nil
-}
 
 // boundSocket makes a non-blocking socket bound to ap (and ifname), and
 // listening for TCP, in the calling thread's network namespace.
@@ -280,11 +164,12 @@ func boundSocket(proto uint8, ap netip.AddrPort, ifname string, freebind bool) (
 	return fd, nil
 }
 
+// freeListenerSlot returns a free slot of the listener table.
 func (c *ctx) freeListenerSlot() int {
-	for i := range c.listeners {
-		if c.listeners[i].fd < 0 {
-			return i
-		}
+	if n := len(c.freeListeners); n > 0 {
+		i := c.freeListeners[n-1]
+		c.freeListeners = c.freeListeners[:n-1]
+		return i
 	}
 	c.listeners = append(c.listeners, listener{fd: -1})
 	return len(c.listeners) - 1
@@ -293,11 +178,13 @@ func (c *ctx) freeListenerSlot() int {
 // closeListener closes a listener, and the UDP flows replying through it.
 func (c *ctx) closeListener(i int) {
 	l := &c.listeners[i]
-	if l.fd >= 0 {
-		c.epollDel(l.fd)
-		unix.Close(l.fd)
+	if l.fd < 0 {
+		return
 	}
+	c.epollDel(l.fd)
+	unix.Close(l.fd)
 	*l = listener{fd: -1}
+	c.freeListeners = append(c.freeListeners, i)
 	for fi := c.flows.nextUsed(0); fi >= 0; fi = c.flows.nextUsed(fi + 1) {
 		if f := c.flows.at(fi); f.typ == flowUDP && f.udp.listener == i {
 			c.flows.kill(c, fi)
@@ -317,53 +204,54 @@ func (c *ctx) listenerReadable(i int) {
 			return
 		}
 		peer := c.acceptAddr.addrPort()
+		if s := c.ruleStats(l.rule); s != nil {
+			s.connections++
+		}
 		switch {
 		case l.inNs:
-			c.spliceOutbound(fd, peer, l.target)
+			c.spliceOutbound(fd, peer, l.target, l.rule)
 		case c.spliceable(peer.Addr()):
-			c.spliceInbound(fd, peer, l.target)
+			c.spliceInbound(fd, peer, l.target, l.rule)
 		default:
-			c.tcpInbound(fd, peer, l.target)
+			c.tcpInbound(fd, peer, l.target, l.rule)
 		}
 	}
 }
 
 const maxAcceptsPerRun = 64
 
-// The auto modes: once a second, the ports waiting for peers on one side
+// The auto rules: once a second, the ports waiting for peers on one side
 // get a socket on the other. -t and -u follow the namespace's listening TCP
 // and bound UDP sockets (its /proc/net/tcp, tcp6, udp and udp6) with
 // sockets on the host; -T and -U follow the host's with sockets on the
-// namespace's loopback. Ports pasta itself bound on the scanned side are
-// left out, or each side would chase the other's sockets.
+// namespace's loopback. A rule's port gets a socket while its target port
+// is bound on the other side. Ports pasta itself bound on the scanned side
+// are left out, or each side would chase the other's sockets.
 
-// autoTable is a direction's view of the socket tables it follows.
-type autoTable struct {
-	dir   fwdDir
-	files [2]int // tcp and tcp6 (or udp and udp6) of the scanned side; -1 if missing
-	state string // the state of a socket waiting for peers (proc(5))
-	ports map[uint16]bool
+// autoScan holds the socket tables the auto rules follow, opened at start
+// (pasta may not open files later), and scratch space.
+type autoScan struct {
+	files [len(fwdDirs)][2]int // per direction: the scanned side's tables; -1 if not open
+	buf   []byte
+	bound portSet // ports bound on the scanned side
+	open  portSet // ports a rule has sockets for
 }
 
-// autoForward keeps the auto-forwarded ports in step with the other side.
-type autoForward struct {
-	tables []autoTable
-	buf    []byte
-}
-
-// setupAutoForward opens the socket tables for the directions whose
-// forwarding is "auto": the namespace's through the namespace thread, the
-// host's from this (the main) thread.
+// setupAutoForward opens the socket tables that auto rules need: those of
+// the directions with auto rules at start, or of every direction when
+// pesto may add some later. The namespace's are opened through the
+// namespace thread, the host's from this (the main) thread.
 func (c *ctx) setupAutoForward() error {
-	a := &autoForward{buf: make([]byte, 1<<16)}
-	for _, d := range []fwdDir{dirTCP, dirUDP, dirTCPNs, dirUDPNs} {
-		if s := c.spec(d); s == nil || s.mode != fwdAuto {
+	a := &autoScan{buf: make([]byte, 1<<16)}
+	any := false
+	for di, d := range fwdDirs {
+		a.files[di] = [2]int{-1, -1}
+		if !c.protoEnabled(d.proto) || (c.cfg.confPath == "" && !hasAutoRange(c.cfg.forwarding(d).ranges)) {
 			continue
 		}
-		t := autoTable{dir: d, state: "0A", ports: map[uint16]bool{}} // TCP_LISTEN
 		names := [2]string{"tcp", "tcp6"}
 		if d.proto == protoUDP {
-			t.state, names = "07", [2]string{"udp", "udp6"} // TCP_CLOSE: bound, not connected
+			names = [2]string{"udp", "udp6"}
 		}
 		open := func() error {
 			for i, name := range names {
@@ -371,7 +259,7 @@ func (c *ctx) setupAutoForward() error {
 				if err != nil {
 					fd = -1 // no IPv6 in that kernel, for one
 				}
-				t.files[i] = fd
+				a.files[di][i] = fd
 			}
 			return nil
 		}
@@ -380,62 +268,104 @@ func (c *ctx) setupAutoForward() error {
 		} else if err := c.ns.do(open); err != nil {
 			return err
 		}
-		a.tables = append(a.tables, t)
+		any = true
 	}
-	if len(a.tables) == 0 {
-		return nil
+	if any {
+		c.auto = a
 	}
-	c.auto = a
-	c.scanAutoForward()
 	return nil
 }
 
-// scanAutoForward opens and closes sockets to match the other side's
-// ports.
+func hasAutoRange(ranges []fwdRange) bool {
+	for _, r := range ranges {
+		if r.auto {
+			return true
+		}
+	}
+	return false
+}
+
+// scanAutoForward opens and closes the sockets of the auto rules to match
+// the other side's ports.
 func (c *ctx) scanAutoForward() {
 	a := c.auto
 	if a == nil {
 		return
 	}
-	for i := range a.tables {
-		t := &a.tables[i]
-		now := map[uint16]bool{}
-		for _, fd := range t.files {
+	for di, d := range fwdDirs {
+		if !c.hasAutoRule(d) {
+			continue
+		}
+		state := "0A" // TCP_LISTEN
+		if d.proto == protoUDP {
+			state = "07" // TCP_CLOSE: bound, not connected
+		}
+		clear(a.bound[:])
+		for _, fd := range a.files[di] {
 			if fd >= 0 {
-				scanBoundPorts(fd, a.buf, t.state, now)
+				scanBoundPorts(fd, a.buf, state, &a.bound)
 			}
 		}
-		c.dropOwnPorts(t.dir, now)
-		c.updateAutoListeners(t.dir, t.ports, now)
-		t.ports = now
+		c.dropOwnPorts(d, &a.bound)
+		for slot := range c.rules {
+			if r := &c.rules[slot]; r.live && r.auto && r.dir == d {
+				c.followBound(slot, &a.bound, &a.open)
+			}
+		}
 	}
+}
+
+// hasAutoRule tells whether a direction has an auto rule in force.
+func (c *ctx) hasAutoRule(d fwdDir) bool {
+	for i := range c.rules {
+		if r := &c.rules[i]; r.live && r.auto && r.dir == d {
+			return true
+		}
+	}
+	return false
 }
 
 // dropOwnPorts removes from ports those pasta bound itself on the side
 // that direction d scans (the side opposite to where d binds).
-func (c *ctx) dropOwnPorts(d fwdDir, ports map[uint16]bool) {
+func (c *ctx) dropOwnPorts(d fwdDir, ports *portSet) {
 	for i := range c.listeners {
 		l := &c.listeners[i]
 		if l.fd >= 0 && l.proto == d.proto && l.inNs != d.inNs {
-			delete(ports, l.port)
+			ports.remove(int(l.port))
 		}
 	}
 }
 
-// updateAutoListeners opens sockets for new ports and closes those of
-// ports gone from the scanned side.
-func (c *ctx) updateAutoListeners(d fwdDir, before, now map[uint16]bool) {
-	for p := range now {
-		if !before[p] {
-			if _, err := c.listenPort(d, netip.Addr{}, "", p, p, true); err != nil && debugOn() {
-				debugf("auto: %s port %d: %v", d.option, p, err)
+// followBound gives an auto rule sockets for the ports whose targets are
+// bound, and closes those of targets no longer bound. open is scratch
+// space.
+func (c *ctx) followBound(slot int, bound, open *portSet) {
+	r := &c.rules[slot]
+	ref := refOf(slot)
+	clear(open[:])
+	for i := range c.listeners {
+		if l := &c.listeners[i]; l.fd >= 0 && l.rule == ref {
+			if bound.has(int(l.target)) {
+				open.add(int(l.port))
+			} else {
+				c.closeListener(i)
 			}
 		}
 	}
-	for i := range c.listeners {
-		l := &c.listeners[i]
-		if l.fd >= 0 && l.auto && l.proto == d.proto && l.inNs == d.inNs && !now[l.port] {
-			c.closeListener(i)
+	for p := int(r.first); p <= int(r.last); p++ {
+		target := uint16(int(r.target) + p - int(r.first))
+		if open.has(p) || !bound.has(int(target)) {
+			continue
+		}
+		for _, a := range c.bindAddrs(r.dir, r.bindAddr) {
+			li, err := c.openListener(r.dir, netip.AddrPortFrom(a, uint16(p)), r.bindIf, target)
+			if err != nil {
+				if debugOn() {
+					debugf("auto: %s port %d: %v", r.dir.option, p, err)
+				}
+				continue
+			}
+			c.listeners[li].rule, c.listeners[li].auto = ref, true
 		}
 	}
 }
@@ -444,7 +374,7 @@ func (c *ctx) updateAutoListeners(d fwdDir, before, now map[uint16]bool) {
 // state (two hexadecimal digits) of a /proc/net socket table (proc(5)),
 // read from fd a piece at a time into buf: neither its memory nor its
 // allocations grow with the number of sockets (pasta's own count there).
-func scanBoundPorts(fd int, buf []byte, state string, ports map[uint16]bool) {
+func scanBoundPorts(fd int, buf []byte, state string, ports *portSet) {
 	off, have := int64(0), 0
 	for {
 		n, err := unix.Pread(fd, buf[have:], off)
@@ -460,7 +390,7 @@ func scanBoundPorts(fd int, buf []byte, state string, ports map[uint16]bool) {
 				break
 			}
 			if port, st, ok := socketLine(rest[:nl]); ok && string(st) == state && port != 0 {
-				ports[port] = true
+				ports.add(int(port))
 			}
 			rest = rest[nl+1:]
 		}

@@ -27,6 +27,8 @@ const (
 	kindUDPListen                    // the socket of a forwarded UDP port
 	kindSpliceHost                   // the host side of a spliced connection
 	kindSpliceNs                     // the namespace side of a spliced connection
+	kindCtlListen                    // the control socket (ctl.go)
+	kindCtlClient                    // a client of the control socket
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
@@ -140,6 +142,10 @@ func (c *ctx) dispatch(ref epRef, events uint32) {
 		c.spliceEvent(ref.index(), sideHost, events)
 	case kindSpliceNs:
 		c.spliceEvent(ref.index(), sideNs, events)
+	case kindCtlListen:
+		c.ctlAccept()
+	case kindCtlClient:
+		c.ctlEvent(ref.index(), events)
 	}
 }
 
@@ -181,11 +187,12 @@ func (c *ctx) stop(code int) {
 }
 
 // housekeeping runs about once a second: flow timeouts, giving back the
-// flow table's memory above the flows in use, the -t auto port scan, and
-// unsolicited router advertisements.
+// flow table's memory above the flows in use, the auto port scans, control
+// clients too slow, and unsolicited router advertisements.
 func (c *ctx) housekeeping() {
 	c.flows.expire(c)
 	c.flows.release()
 	c.scanAutoForward()
+	c.ctlExpire()
 	c.sendPeriodicRouterAdvert()
 }

@@ -83,44 +83,47 @@ pesto(1), at https://passt.top.`},
 	},
 }
 
-const portSpecText = `The options -t, -u, -T and -U take a SPEC: one of the keywords
-below, or a list of ports, optionally restricted to an address and an
-interface to listen on.
+const portSpecText = `The options -t, -u, -T and -U take a SPEC: none, or a list of
+ports, optionally restricted to an address and an interface to listen on.
 
 none
   Forward no ports.
 
-auto
-  Forward the ports that are bound on the other side: for -t and -u, the
-  ports the namespace listens on; for -T and -U, those the host listens
-  on. pasta reads /proc/net/tcp, tcp6, udp and udp6 of the other side
-  once a second and follows them.
-
-all
-  Forward every port that is not in the kernel's ephemeral range
-  (/proc/sys/net/ipv4/ip_local_port_range), where pasta may listen.
-  Ports that can't be bound are skipped, unless none can be.
-
 [ADDR[%IF]/]LIST
   Forward the ports of LIST, listening only on the host address ADDR (an
-  IPv4 or IPv6 address) or only on the interface IF (SO_BINDTODEVICE,
-  Linux 5.7 or later), or both. LIST is a comma-separated list of the
-  items below.
+  IPv4 or IPv6 address, in brackets or not) or only on the interface IF
+  (SO_BINDTODEVICE, Linux 5.7 or later), or both. LIST is a
+  comma-separated list of the items below.
 
 PORT[-LAST][:TARGET[-TARGET_LAST]]
   Listen on PORT (or PORT to LAST) and forward to the same port, or to
   TARGET (and the ports after it) on the other side.
 
 ~PORT[-LAST]
-  Exclude PORT (or PORT to LAST) from what the list forwards. A list of
-  exclusions only forwards all the other non-ephemeral ports, skipping
-  those that can't be bound, as all does.
+  Exclude PORT (or PORT to LAST) from what the list forwards.
 
-Given several times, an option's lists add up; a keyword can't be mixed
-with a list. Without -u, UDP forwards the ports of a list given to -t
-(without their translation), and -U follows -T the same way. Ports below
-1024 need the sysctl net.ipv4.ip_unprivileged_port_start lowered, or
-CAP_NET_BIND_SERVICE.
+all
+  Every port that is not in the kernel's ephemeral range
+  (/proc/sys/net/ipv4/ip_local_port_range): what a list without ports, or
+  with exclusions only, forwards. Ports that can't be bound are then
+  skipped, unless none can be. all can't be mixed with ports.
+
+auto
+  Forward the ports of the list (every non-ephemeral port if it lists
+  none) only while their target port is bound on the other side: for -t
+  and -u, in the namespace; for -T and -U, on the host. pasta reads
+  /proc/net/tcp, tcp6, udp and udp6 of the other side once a second and
+  follows them.
+
+Each item of a list is a forwarding rule of its own (cut in two where an
+exclusion falls in it), which pesto(1) shows and can delete alone. Given
+several times, an option's rules add up, but no two may forward the same
+port for overlapping addresses (an address overlaps itself and the
+wildcard address of its family; no address means every address). Without
+-u, UDP forwards the ports a list given to -t names (without their
+translation, and not those of all or auto), and -U follows -T the same
+way. Ports below 1024 need the sysctl net.ipv4.ip_unprivileged_port_start
+lowered, or CAP_NET_BIND_SERVICE.
 
 Examples:
 
@@ -143,7 +146,13 @@ Examples:
   Port 80 of any address, for connections through eth0 only.
 
 -t ~1-1023
-  Every non-ephemeral port from 1024 up.`
+  Every non-ephemeral port from 1024 up.
+
+-t ::1/all
+  Every non-ephemeral port of the host's IPv6 loopback.
+
+-t 8000-8010,auto
+  Ports 8000 to 8010, each while the namespace listens on it.`
 
 const addressMappingText = `The namespace gets a copy of the host's addresses and routes, so
 an address in the namespace usually means the same host as outside.

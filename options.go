@@ -39,8 +39,8 @@ var (
 	groupMapping   = &cmdline.Group{Title: "Address mapping"}
 	groupPorts     = &cmdline.Group{
 		Title: "Port forwarding",
-		Note: "SPEC: none, auto, all, or [ADDR[%IF]/]LIST, where LIST is comma-separated " +
-			"PORT[-PORT][:TARGET[-TARGET]] and ~PORT[-PORT] exclusions. Each defaults to auto, " +
+		Note: "SPEC: none, or [ADDR[%IF]/]LIST, where LIST is comma-separated " +
+			"PORT[-PORT][:TARGET[-TARGET]], ~PORT[-PORT] exclusions, all, and auto. Each defaults to auto, " +
 			"except that UDP follows an explicit TCP port list.",
 	}
 	groupNamespaces = &cmdline.Group{Title: "Namespaces"}
@@ -146,6 +146,17 @@ wireshark(1) read. Given several times, the last one counts.`,
 		Man: `Write the process ID of pasta to FILE once the namespace is
 connected: the ID of the process that keeps running, in the background
 unless --foreground is given.`,
+	},
+	{
+		Long: "conf-path", Short: 'c', Arg: "PATH", Group: groupLogging, Complete: cmdline.CompleteFile,
+		Set:  setPath(func(c *config) *string { return &c.confPath }),
+		Help: "control socket for pesto(1) at PATH",
+		Man: `Create a UNIX domain socket at PATH, before the namespace is reported
+ready, through which pesto(1) shows and changes the port forwarding rules
+of -t, -u, -T and -U while pasta runs. The socket has mode 0600, and only
+the user who started pasta may use it (checked with the peer's
+credentials). A socket left at PATH by a pasta that is gone is replaced;
+anything else there is an error. The socket file stays when pasta exits.`,
 	},
 
 	// Addresses and interfaces.

@@ -68,10 +68,15 @@ type ctx struct {
 	udpBufs *udpBuffers
 	udpTx   *udpTxBatch
 
-	// Port forwarding (fwd.go).
-	listeners  []listener
-	acceptAddr rawSockaddr
-	auto       *autoForward
+	// Port forwarding (fwd.go, fwdtable.go) and its control socket
+	// (ctl.go).
+	listeners     []listener
+	freeListeners []int
+	acceptAddr    rawSockaddr
+	auto          *autoScan
+	rules         []rule // slots; see fwdtable.go
+	ruleSeq       uint64
+	ctl           *ctlServer
 
 	// Warnings that are given once, or once a second.
 	warnedPing          bool

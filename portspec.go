@@ -1,26 +1,32 @@
 package main
 
-// Parsing of the port forwarding specs given to -t, -u, -T and -U.
+// Parsing of the port forwarding specs given to -t, -u, -T and -U (and to
+// pesto, at run time).
 //
-// A spec is a keyword ("none", "auto", "all") or a port list:
+// A spec is "none" or a port list:
 //
 //	[ADDR[%IF]/ | %IF/] ITEM[,ITEM]...
 //
 // where ITEM is P, P1-P2, P:T, P1-P2:T1-T2 (a target range as long as the
-// range), or an exclusion ~P / ~P1-P2. A single target port is a range of
-// one (pasta(1): "If last is omitted, assume the same as first"), so
-// P1-P2:T with P1 != P2 is refused by the parser, like any target range
-// of another length.
+// range), an exclusion ~P / ~P1-P2, "all" or "auto". A single target port
+// is a range of one (pasta(1): "If last is omitted, assume the same as
+// first"), so P1-P2:T with P1 != P2 is refused by the parser, like any
+// target range of another length. Each included item is a rule of its
+// own, cut where exclusions fall into it; without included items ("all",
+// "auto", or only exclusions), the rules cover every non-ephemeral port
+// and are best effort. "auto" makes every rule of the spec follow the
+// ports bound on the other side (pasta(1), -t). Rules are kept in the
+// order given, one per item, as the C pasta keeps them: pesto deletes
+// rules by their exact ports.
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 const (
@@ -33,13 +39,6 @@ const (
 	defaultEphemeralHi = 60999
 )
 
-// modeKeywords are the specs that select a mode rather than list ports.
-var modeKeywords = map[fwdMode]string{
-	fwdNone: "none",
-	fwdAuto: "auto",
-	fwdAll:  "all",
-}
-
 // portItem is one comma-separated element of a port list.
 type portItem struct {
 	exclude     bool
@@ -47,114 +46,187 @@ type portItem struct {
 	target      int // port that first maps to; unused for exclusions
 }
 
-// portMap maps each listening port to its target port; 0 means the port is
-// not forwarded (port 0 is never a valid target).
-type portMap [maxPort + 1]uint16
+// portSet is a set of port numbers.
+type portSet [(maxPort + 1) / 64]uint64
 
-// bindKey identifies the socket binding of a range: ranges with different
-// keys may cover the same ports.
-type bindKey struct {
-	addr   netip.Addr
-	ifname string
+func (s *portSet) add(p int)      { s[p/64] |= 1 << (p % 64) }
+func (s *portSet) remove(p int)   { s[p/64] &^= 1 << (p % 64) }
+func (s *portSet) has(p int) bool { return s[p/64]&(1<<(p%64)) != 0 }
+func (s *portSet) addRange(lo, hi int) {
+	for p := lo; p <= hi; p++ {
+		s.add(p)
+	}
 }
-
-func bindKeyOf(r fwdRange) bindKey { return bindKey{r.bindAddr, r.bindIf} }
 
 // parsePortSpec parses one -t/-u/-T/-U argument. The second argument says
 // whether the spec is for TCP; TCP and UDP currently share the grammar and
 // the ephemeral port range, so it does not change the result.
 func parsePortSpec(spec string, _ bool) (fwdSpec, error) {
-	for mode, kw := range modeKeywords {
-		if spec != kw {
-			continue
-		}
-		if mode == fwdAll {
-			return fwdSpec{mode: fwdAll, ranges: nonEphemeralRanges(), bestEffort: true}, nil
-		}
-		return fwdSpec{mode: mode}, nil
+	if spec == "none" {
+		return fwdSpec{given: true}, nil
 	}
-	ranges, onlyExclusions, err := parsePortList(spec)
+	ranges, err := parsePortList(spec)
 	if err != nil {
 		return fwdSpec{}, fmt.Errorf("invalid port spec '%s': %w", spec, err)
 	}
-	return fwdSpec{mode: fwdPorts, ranges: ranges, bestEffort: onlyExclusions}, nil
+	return fwdSpec{given: true, ranges: ranges}, nil
 }
 
-// addPortSpec parses spec and merges it into dst, which holds what the
-// earlier occurrences of the same option gave. Port lists accumulate; a
-// keyword must be the only spec, though repeating it is harmless.
+// addPortSpec parses spec and adds its rules to dst, which holds what the
+// earlier occurrences of the same option gave. A rule may not overlap an
+// earlier one (see rangesConflict).
 func addPortSpec(dst *fwdSpec, spec string, tcp bool) error {
 	next, err := parsePortSpec(spec, tcp)
 	if err != nil {
 		return err
 	}
-	switch {
-	case dst.mode == fwdUnset:
-		*dst = next
-		return nil
-	case dst.mode != next.mode:
-		kw := modeKeywords[next.mode]
-		if next.mode == fwdPorts {
-			kw = modeKeywords[dst.mode]
+	for _, r := range next.ranges {
+		if p, clash := firstConflict(dst.ranges, r); clash {
+			return fmt.Errorf("invalid port spec '%s': port %d given more than once", spec, p)
 		}
-		return fmt.Errorf("'%s' can't be combined with other port specs", kw)
-	case dst.mode != fwdPorts:
-		return nil // the same keyword again
 	}
-	merged, err := normalizeRanges(slices.Concat(dst.ranges, next.ranges))
-	if err != nil {
-		return fmt.Errorf("invalid port spec '%s': %w", spec, err)
-	}
-	dst.ranges = merged
-	dst.bestEffort = dst.bestEffort && next.bestEffort
+	dst.given = true
+	dst.ranges = append(dst.ranges, next.ranges...)
 	return nil
 }
 
-// untranslatedCopy returns the same listening ports and bindings as s, each
-// forwarded to the same port number: how UDP follows an explicit TCP list.
-func untranslatedCopy(s fwdSpec) fwdSpec {
-	ranges := make([]fwdRange, len(s.ranges))
-	for i, r := range s.ranges {
-		r.target = r.first
-		ranges[i] = r
+// firstConflict finds the first port of r that a rule of ranges already
+// covers for an overlapping binding.
+func firstConflict(ranges []fwdRange, r fwdRange) (uint16, bool) {
+	for _, o := range ranges {
+		if rangesConflict(o, r) {
+			return max(o.first, r.first), true
+		}
 	}
-	return fwdSpec{mode: s.mode, ranges: coalesceRanges(ranges), bestEffort: s.bestEffort}
+	return 0, false
 }
 
-// parsePortList parses a spec that is not a keyword into maximal ranges,
-// and tells whether it had only exclusions.
-func parsePortList(spec string) ([]fwdRange, bool, error) {
+// rangesConflict tells whether two rules of one table would need the same
+// socket: their ports overlap, and so do their bindings.
+func rangesConflict(a, b fwdRange) bool {
+	return a.first <= b.last && b.first <= a.last && bindingsOverlap(a, b)
+}
+
+// bindingsOverlap tells whether sockets bound as a and b could take the
+// same connections: the same interface (or either any), and the same
+// address, or either is any address (of its family, or of both).
+func bindingsOverlap(a, b fwdRange) bool {
+	if a.bindIf != "" && b.bindIf != "" && a.bindIf != b.bindIf {
+		return false
+	}
+	x, y := a.bindAddr, b.bindAddr
+	switch {
+	case !x.IsValid() || !y.IsValid() || x == y:
+		return true
+	case x.Is4() != y.Is4():
+		return false
+	}
+	return x.IsUnspecified() || y.IsUnspecified()
+}
+
+// untranslatedCopy returns the rules of s that list ports explicitly (not
+// auto, not best effort), each forwarded to the same port number: how UDP
+// follows an explicit TCP list.
+func untranslatedCopy(s fwdSpec) fwdSpec {
+	out := fwdSpec{given: true}
+	for _, r := range s.ranges {
+		if !r.auto && !r.bestEffort {
+			r.target = r.first
+			out.ranges = append(out.ranges, r)
+		}
+	}
+	return out
+}
+
+// explicitPorts tells whether s lists ports for UDP to follow.
+func explicitPorts(s fwdSpec) bool {
+	return len(untranslatedCopy(s).ranges) > 0
+}
+
+// parsePortList parses a spec that is not "none" into its rules.
+func parsePortList(spec string) ([]fwdRange, error) {
 	addr, ifname, list, err := splitBindPrefix(spec)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if list == "" {
-		return nil, false, errors.New("no ports given")
+		return nil, errors.New("no ports given")
 	}
-	var m portMap
-	var exclusions []portItem
-	onlyExclusions := true
+	var includes []portItem
+	var excluded portSet
+	auto, all := false, false
 	for field := range strings.SplitSeq(list, ",") {
-		it, err := parsePortItem(field)
-		if err != nil {
-			return nil, false, err
-		}
-		if it.exclude {
-			exclusions = append(exclusions, it)
+		switch field {
+		case "auto":
+			auto = true
+			continue
+		case "all":
+			all = true
 			continue
 		}
-		onlyExclusions = false
-		if err := m.add(it); err != nil {
-			return nil, false, err
+		it, err := parsePortItem(field)
+		switch {
+		case err != nil:
+			return nil, err
+		case it.exclude:
+			excluded.addRange(it.first, it.last)
+		default:
+			includes = append(includes, it)
 		}
 	}
-	if onlyExclusions {
-		m.addNonEphemeral()
+	if all && (auto || len(includes) > 0) {
+		return nil, errors.New("'all' can't be combined with ports or 'auto'")
 	}
-	for _, it := range exclusions {
-		clear(m[it.first : it.last+1])
+	bestEffort := len(includes) == 0
+	if bestEffort {
+		includes = nonEphemeralItems()
 	}
-	return m.ranges(addr, ifname), onlyExclusions, nil
+	var seen portSet
+	var ranges []fwdRange
+	for _, it := range includes {
+		for p := it.first; p <= it.last; p++ {
+			if seen.has(p) {
+				return nil, fmt.Errorf("port %d given more than once", p)
+			}
+			seen.add(p)
+		}
+		base := fwdRange{bindAddr: addr, bindIf: ifname, auto: auto, bestEffort: bestEffort}
+		ranges = append(ranges, itemRanges(it, &excluded, base)...)
+	}
+	return ranges, nil
+}
+
+// itemRanges returns the rules of an included item: its ports minus the
+// excluded ones, in maximal runs, with the bindings and flags of base.
+func itemRanges(it portItem, excluded *portSet, base fwdRange) []fwdRange {
+	var out []fwdRange
+	for p := it.first; p <= it.last; p++ {
+		if excluded.has(p) {
+			continue
+		}
+		if n := len(out); n > 0 && int(out[n-1].last)+1 == p {
+			out[n-1].last = uint16(p)
+			continue
+		}
+		r := base
+		r.first, r.last, r.target = uint16(p), uint16(p), uint16(it.target+p-it.first)
+		out = append(out, r)
+	}
+	return out
+}
+
+// nonEphemeralItems lists the ports outside the ephemeral range: what
+// "all" and "auto" cover.
+func nonEphemeralItems() []portItem {
+	lo, hi := ephemeralPortRange()
+	var items []portItem
+	if lo > 1 {
+		items = append(items, portItem{first: 1, last: lo - 1, target: 1})
+	}
+	if hi < maxPort {
+		items = append(items, portItem{first: hi + 1, last: maxPort, target: hi + 1})
+	}
+	return items
 }
 
 // splitBindPrefix splits the optional "ADDR/", "ADDR%IF/" or "%IF/" prefix
@@ -251,64 +323,22 @@ func parsePort(s string) (int, error) {
 	return int(n), nil
 }
 
-// add maps the ports of a forwarding item, refusing ports already mapped.
-func (m *portMap) add(it portItem) error {
-	for p := it.first; p <= it.last; p++ {
-		if m[p] != 0 {
-			return fmt.Errorf("port %d given more than once", p)
-		}
-		m[p] = uint16(it.target + p - it.first)
-	}
-	return nil
-}
-
-// addNonEphemeral maps every port outside the ephemeral range to itself.
-func (m *portMap) addNonEphemeral() {
-	lo, hi := ephemeralPortRange()
-	for p := 1; p <= maxPort; p++ {
-		if p < lo || p > hi {
-			m[p] = uint16(p)
-		}
-	}
-}
-
-// ranges turns the map into maximal runs with a constant target offset.
-func (m *portMap) ranges(addr netip.Addr, ifname string) []fwdRange {
-	var out []fwdRange
-	for p := 1; p <= maxPort; p++ {
-		t := m[p]
-		if t == 0 {
-			continue
-		}
-		r := fwdRange{bindAddr: addr, bindIf: ifname, first: uint16(p), last: uint16(p), target: t}
-		if n := len(out); n > 0 && rangeContinues(out[n-1], r) {
-			out[n-1].last = r.last
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// continues reports whether next starts right after prev ends, with the same
-// binding and target offset, so that the two can be a single range.
-func rangeContinues(prev, next fwdRange) bool {
-	return bindKeyOf(prev) == bindKeyOf(next) &&
-		int(prev.last)+1 == int(next.first) &&
-		int(next.target)-int(next.first) == int(prev.target)-int(prev.first)
-}
-
-// nonEphemeralRanges lists every port outside the ephemeral range, not
-// translated and not bound to an address: what "all" forwards.
-func nonEphemeralRanges() []fwdRange {
-	var m portMap
-	m.addNonEphemeral()
-	return m.ranges(netip.Addr{}, "")
-}
-
-// ephemeralPortRange reads the kernel's ephemeral port range, falling back
-// to the kernel default if it can't be read.
+// ephemeralPortRange returns the kernel's ephemeral port range, read once:
+// pesto's specs are parsed after set-up, when pasta may no longer open
+// files.
 func ephemeralPortRange() (lo, hi int) {
+	ephemeralOnce.Do(func() { ephemeralLo, ephemeralHi = readEphemeralPortRange() })
+	return ephemeralLo, ephemeralHi
+}
+
+var (
+	ephemeralOnce            sync.Once
+	ephemeralLo, ephemeralHi int
+)
+
+// readEphemeralPortRange reads the kernel's ephemeral port range, falling
+// back to the kernel default if it can't be read.
+func readEphemeralPortRange() (lo, hi int) {
 	data, err := os.ReadFile(ephemeralRangeFile)
 	if err != nil {
 		return defaultEphemeralLo, defaultEphemeralHi
@@ -323,47 +353,4 @@ func ephemeralPortRange() (lo, hi int) {
 		return defaultEphemeralLo, defaultEphemeralHi
 	}
 	return lo, hi
-}
-
-// normalizeRanges sorts ranges from several specs by first port, refuses a
-// port listed twice for the same binding, and joins ranges that continue
-// each other.
-func normalizeRanges(ranges []fwdRange) ([]fwdRange, error) {
-	slices.SortStableFunc(ranges, func(a, b fwdRange) int { return cmp.Compare(a.first, b.first) })
-	if p, found := firstOverlap(ranges); found {
-		return nil, fmt.Errorf("port %d given more than once", p)
-	}
-	return coalesceRanges(ranges), nil
-}
-
-// firstOverlap finds a port covered twice for the same binding in ranges,
-// which must be sorted by first port.
-func firstOverlap(ranges []fwdRange) (port uint16, found bool) {
-	end := map[bindKey]uint16{} // highest port covered so far, per binding
-	for _, r := range ranges {
-		k := bindKeyOf(r)
-		if last, seen := end[k]; seen && r.first <= last {
-			return r.first, true
-		}
-		end[k] = max(end[k], r.last)
-	}
-	return 0, false
-}
-
-// coalesceRanges joins ranges that continue the latest earlier range with
-// the same binding. ranges must be sorted by first port, without overlaps
-// per binding; the result keeps that order.
-func coalesceRanges(ranges []fwdRange) []fwdRange {
-	var out []fwdRange
-	latest := map[bindKey]int{} // index in out of the latest range per binding
-	for _, r := range ranges {
-		k := bindKeyOf(r)
-		if i, seen := latest[k]; seen && rangeContinues(out[i], r) {
-			out[i].last = r.last
-			continue
-		}
-		latest[k] = len(out)
-		out = append(out, r)
-	}
-	return out
 }

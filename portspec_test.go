@@ -24,8 +24,25 @@ func boundR(addr, ifname string, first, last, target uint16) fwdRange {
 }
 
 func portList(ranges ...fwdRange) fwdSpec {
-	return fwdSpec{mode: fwdPorts, ranges: ranges}
+	return fwdSpec{given: true, ranges: ranges}
 }
+
+// noneSpec is what "none" gives.
+var noneSpec = fwdSpec{given: true}
+
+// autoSpec is what "auto" gives.
+func autoSpec(t *testing.T) fwdSpec {
+	t.Helper()
+	s, err := parsePortSpec("auto", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// autoR and effortR set a rule's flags.
+func autoR(r fwdRange) fwdRange   { r.auto = true; return r }
+func effortR(r fwdRange) fwdRange { r.bestEffort = true; return r }
 
 // showRanges formats ranges for failure messages, in port spec syntax.
 func showRanges(ranges []fwdRange) string {
@@ -35,13 +52,20 @@ func showRanges(ranges []fwdRange) string {
 		if r.bindAddr.IsValid() || r.bindIf != "" {
 			where = fmt.Sprintf("%v%%%s/", r.bindAddr, r.bindIf)
 		}
-		parts = append(parts, fmt.Sprintf("%s%d-%d:%d", where, r.first, r.last, r.target))
+		flags := ""
+		if r.auto {
+			flags += ",auto"
+		}
+		if r.bestEffort {
+			flags += ",best-effort"
+		}
+		parts = append(parts, fmt.Sprintf("%s%d-%d:%d%s", where, r.first, r.last, r.target, flags))
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
 func sameSpec(a, b fwdSpec) bool {
-	return a.mode == b.mode && slices.Equal(a.ranges, b.ranges)
+	return a.given == b.given && slices.Equal(a.ranges, b.ranges)
 }
 
 // ephemeralOrSkip returns the host's ephemeral range, skipping tests whose
@@ -60,20 +84,19 @@ func TestParsePortSpec(t *testing.T) {
 		spec string
 		want fwdSpec
 	}{
-		{"none", fwdSpec{mode: fwdNone}},
-		{"auto", fwdSpec{mode: fwdAuto}},
+		{"none", noneSpec},
 		{"22", portList(fwdR(22, 22, 22))},
 		{"022", portList(fwdR(22, 22, 22))},
 		{"1", portList(fwdR(1, 1, 1))},
 		{"65535", portList(fwdR(65535, 65535, 65535))},
 		{"22:23", portList(fwdR(22, 22, 23))},
 		{"22,25", portList(fwdR(22, 22, 22), fwdR(25, 25, 25))},
-		{"25,22", portList(fwdR(22, 22, 22), fwdR(25, 25, 25))},
-		{"22,23,24", portList(fwdR(22, 24, 22))},
+		{"25,22", portList(fwdR(25, 25, 25), fwdR(22, 22, 22))},
+		{"22,23,24", portList(fwdR(22, 22, 22), fwdR(23, 23, 23), fwdR(24, 24, 24))},
 		{"22-80", portList(fwdR(22, 80, 22))},
 		{"80-80", portList(fwdR(80, 80, 80))},
 		{"22-80:32-90", portList(fwdR(22, 80, 32))},
-		{"8080:80,8081:81", portList(fwdR(8080, 8081, 80))},
+		{"8080:80,8081:81", portList(fwdR(8080, 8080, 80), fwdR(8081, 8081, 81))},
 		{"8080:80,8081:82", portList(fwdR(8080, 8080, 80), fwdR(8081, 8081, 82))},
 		{"1-65535", portList(fwdR(1, 65535, 1))},
 		{"65535:1", portList(fwdR(65535, 65535, 1))},
@@ -82,9 +105,14 @@ func TestParsePortSpec(t *testing.T) {
 		{"~3000-3010,2000-5000", portList(fwdR(2000, 2999, 2000), fwdR(3011, 5000, 3011))},
 		{"20-30,~25", portList(fwdR(20, 24, 20), fwdR(26, 30, 26))},
 		{"20-30:120-130,~25", portList(fwdR(20, 24, 120), fwdR(26, 30, 126))},
+		{"3005-3007:4005-4007,~3006,3000", portList(fwdR(3005, 3005, 4005), fwdR(3007, 3007, 4007), fwdR(3000, 3000, 3000))},
 		{"20-30,~20-30", portList()},
 		{"20-30,~100", portList(fwdR(20, 30, 20))},
 		{"20-30,~25,~25", portList(fwdR(20, 24, 20), fwdR(26, 30, 26))},
+		{"8000-8010,auto", portList(autoR(fwdR(8000, 8010, 8000)))},
+		{"auto,22", portList(autoR(fwdR(22, 22, 22)))},
+		{"10,auto,~5,auto", portList(autoR(fwdR(10, 10, 10)))},
+		{"192.0.2.1/8000-8010:9000-9010,auto", portList(autoR(boundR("192.0.2.1", "", 8000, 8010, 9000)))},
 		{"192.0.2.1/22", portList(boundR("192.0.2.1", "", 22, 22, 22))},
 		{"192.0.2.1/20-30,~25", portList(boundR("192.0.2.1", "", 20, 24, 20), boundR("192.0.2.1", "", 26, 30, 26))},
 		{"192.0.2.1%eth0/22", portList(boundR("192.0.2.1", "eth0", 22, 22, 22))},
@@ -95,6 +123,7 @@ func TestParsePortSpec(t *testing.T) {
 		{"fe80::1%eth0/22", portList(boundR("fe80::1", "eth0", 22, 22, 22))},
 		{"0.0.0.0/22", portList(boundR("0.0.0.0", "", 22, 22, 22))},
 		{"::/22", portList(boundR("::", "", 22, 22, 22))},
+		{"[::]/8080", portList(boundR("::", "", 8080, 8080, 8080))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -103,8 +132,8 @@ func TestParsePortSpec(t *testing.T) {
 				t.Fatalf("parsePortSpec(%q): %v", tt.spec, err)
 			}
 			if !sameSpec(got, tt.want) {
-				t.Errorf("parsePortSpec(%q) = mode %d %s, want mode %d %s",
-					tt.spec, got.mode, showRanges(got.ranges), tt.want.mode, showRanges(tt.want.ranges))
+				t.Errorf("parsePortSpec(%q) = %s, want %s",
+					tt.spec, showRanges(got.ranges), showRanges(tt.want.ranges))
 			}
 		})
 	}
@@ -126,22 +155,26 @@ func TestParsePortSpecAllAndExclusionsOnly(t *testing.T) {
 		spec string
 		want fwdSpec
 	}{
-		{"all", fwdSpec{mode: fwdAll, ranges: []fwdRange{fwdR(1, lo-1, 1), fwdR(hi+1, maxPort, hi+1)}}},
-		{"~22", portList(fwdR(1, 21, 1), fwdR(23, lo-1, 23), fwdR(hi+1, maxPort, hi+1))},
-		{"~1-1024,~65535", portList(fwdR(1025, lo-1, 1025), fwdR(hi+1, maxPort-1, hi+1))},
-		{"~22,~25-30", portList(fwdR(1, 21, 1), fwdR(23, 24, 23), fwdR(31, lo-1, 31), fwdR(hi+1, maxPort, hi+1))},
+		{"all", portList(effortR(fwdR(1, lo-1, 1)), effortR(fwdR(hi+1, maxPort, hi+1)))},
+		{"auto", portList(autoR(effortR(fwdR(1, lo-1, 1))), autoR(effortR(fwdR(hi+1, maxPort, hi+1))))},
+		{"::1/all", portList(effortR(boundR("::1", "", 1, lo-1, 1)), effortR(boundR("::1", "", hi+1, maxPort, hi+1)))},
+		{"192.0.2.2/auto", portList(autoR(effortR(boundR("192.0.2.2", "", 1, lo-1, 1))), autoR(effortR(boundR("192.0.2.2", "", hi+1, maxPort, hi+1))))},
+		{"auto,~22", portList(autoR(effortR(fwdR(1, 21, 1))), autoR(effortR(fwdR(23, lo-1, 23))), autoR(effortR(fwdR(hi+1, maxPort, hi+1))))},
+		{"~22", portList(effortR(fwdR(1, 21, 1)), effortR(fwdR(23, lo-1, 23)), effortR(fwdR(hi+1, maxPort, hi+1)))},
+		{"~1-1024,~65535", portList(effortR(fwdR(1025, lo-1, 1025)), effortR(fwdR(hi+1, maxPort-1, hi+1)))},
+		{"~22,~25-30", portList(effortR(fwdR(1, 21, 1)), effortR(fwdR(23, 24, 23)), effortR(fwdR(31, lo-1, 31)), effortR(fwdR(hi+1, maxPort, hi+1)))},
 		{"127.0.0.1/~22", portList(
-			boundR("127.0.0.1", "", 1, 21, 1),
-			boundR("127.0.0.1", "", 23, lo-1, 23),
-			boundR("127.0.0.1", "", hi+1, maxPort, hi+1))},
+			effortR(boundR("127.0.0.1", "", 1, 21, 1)),
+			effortR(boundR("127.0.0.1", "", 23, lo-1, 23)),
+			effortR(boundR("127.0.0.1", "", hi+1, maxPort, hi+1)))},
 	}
 	for _, tt := range tests {
 		got, err := parsePortSpec(tt.spec, false)
 		if err != nil {
 			t.Errorf("parsePortSpec(%q): %v", tt.spec, err)
 		} else if !sameSpec(got, tt.want) {
-			t.Errorf("parsePortSpec(%q) = mode %d %s, want mode %d %s",
-				tt.spec, got.mode, showRanges(got.ranges), tt.want.mode, showRanges(tt.want.ranges))
+			t.Errorf("parsePortSpec(%q) = %s, want %s",
+				tt.spec, showRanges(got.ranges), showRanges(tt.want.ranges))
 		}
 	}
 }
@@ -186,9 +219,11 @@ func TestParsePortSpecErrors(t *testing.T) {
 		{"%/22", "invalid port spec '%/22': invalid interface name ''"},
 		{"%averyveryverylongname/22", "invalid port spec '%averyveryverylongname/22': invalid interface name 'averyveryverylongname'"},
 		{"1.2.3.4/22/23", "invalid port spec '1.2.3.4/22/23': invalid port '22/23'"},
-		{"1.2.3.4/auto", "invalid port spec '1.2.3.4/auto': invalid port 'auto'"},
 		{"NONE", "invalid port spec 'NONE': invalid port 'NONE'"},
-		{"auto,22", "invalid port spec 'auto,22': invalid port 'auto'"},
+		{"AUTO", "invalid port spec 'AUTO': invalid port 'AUTO'"},
+		{"all,22", "invalid port spec 'all,22': 'all' can't be combined with ports or 'auto'"},
+		{"auto,all", "invalid port spec 'auto,all': 'all' can't be combined with ports or 'auto'"},
+		{"none,22", "invalid port spec 'none,22': invalid port 'none'"},
 	}
 	for _, tt := range tests {
 		got, err := parsePortSpec(tt.spec, true)
@@ -207,17 +242,19 @@ func TestAddPortSpec(t *testing.T) {
 		want  fwdSpec
 	}{
 		{"nothing", nil, fwdSpec{}},
-		{"none twice", []string{"none", "none"}, fwdSpec{mode: fwdNone}},
-		{"auto twice", []string{"auto", "auto"}, fwdSpec{mode: fwdAuto}},
-		{"lists accumulate", []string{"30", "10-12:20-22"}, portList(fwdR(10, 12, 20), fwdR(30, 30, 30))},
-		{"adjacent lists join", []string{"22", "23"}, portList(fwdR(22, 23, 22))},
-		{"adjacent translated don't join", []string{"22", "23:24"}, portList(fwdR(22, 22, 22), fwdR(23, 23, 24))},
+		{"none twice", []string{"none", "none"}, noneSpec},
+		{"none, then ports", []string{"none", "22"}, portList(fwdR(22, 22, 22))},
+		{"ports, then none", []string{"22", "none"}, portList(fwdR(22, 22, 22))},
+		{"lists accumulate in order", []string{"30", "10-12:20-22"}, portList(fwdR(30, 30, 30), fwdR(10, 12, 20))},
+		{"adjacent lists stay apart", []string{"22", "23"}, portList(fwdR(22, 22, 22), fwdR(23, 23, 23))},
+		{"auto and explicit ports apart", []string{"8000-8010,auto", "9000"}, portList(autoR(fwdR(8000, 8010, 8000)), fwdR(9000, 9000, 9000))},
 		{"podman", []string{"127.0.0.1/8082-8082:80-80", "9000-9001:9000-9001", "::1/8084-8084:80-80"},
-			portList(boundR("127.0.0.1", "", 8082, 8082, 80), boundR("::1", "", 8084, 8084, 80), fwdR(9000, 9001, 9000))},
-		{"same port, different addresses", []string{"127.0.0.1/80", "::1/80", "80", "%lo/80"},
-			portList(boundR("127.0.0.1", "", 80, 80, 80), boundR("::1", "", 80, 80, 80), fwdR(80, 80, 80), boundR("", "lo", 80, 80, 80))},
-		{"join per address", []string{"127.0.0.1/80", "81", "127.0.0.1/81"},
-			portList(boundR("127.0.0.1", "", 80, 81, 80), fwdR(81, 81, 81))},
+			portList(boundR("127.0.0.1", "", 8082, 8082, 80), fwdR(9000, 9001, 9000), boundR("::1", "", 8084, 8084, 80))},
+		{"podman 6, both families", []string{"0.0.0.0/8080", "[::]/8080"},
+			portList(boundR("0.0.0.0", "", 8080, 8080, 8080), boundR("::", "", 8080, 8080, 8080))},
+		{"same port, addresses and interfaces apart", []string{"127.0.0.1/80", "::1/80", "192.0.2.1/80", "%eth0/81", "%lo/81"},
+			portList(boundR("127.0.0.1", "", 80, 80, 80), boundR("::1", "", 80, 80, 80), boundR("192.0.2.1", "", 80, 80, 80),
+				boundR("", "eth0", 81, 81, 81), boundR("", "lo", 81, 81, 81))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,7 +265,7 @@ func TestAddPortSpec(t *testing.T) {
 				}
 			}
 			if !sameSpec(got, tt.want) {
-				t.Errorf("got mode %d %s, want mode %d %s", got.mode, showRanges(got.ranges), tt.want.mode, showRanges(tt.want.ranges))
+				t.Errorf("got %s, want %s", showRanges(got.ranges), showRanges(tt.want.ranges))
 			}
 		})
 	}
@@ -239,13 +276,13 @@ func TestAddPortSpecErrors(t *testing.T) {
 		specs []string
 		want  string
 	}{
-		{[]string{"22", "none"}, "'none' can't be combined with other port specs"},
-		{[]string{"none", "22"}, "'none' can't be combined with other port specs"},
-		{[]string{"auto", "22"}, "'auto' can't be combined with other port specs"},
-		{[]string{"22", "auto"}, "'auto' can't be combined with other port specs"},
-		{[]string{"none", "auto"}, "'auto' can't be combined with other port specs"},
-		{[]string{"all", "none"}, "'none' can't be combined with other port specs"},
-		{[]string{"all", "~22"}, "'all' can't be combined with other port specs"},
+		{[]string{"auto", "auto"}, "invalid port spec 'auto': port 1 given more than once"},
+		{[]string{"auto", "22"}, "invalid port spec '22': port 22 given more than once"},
+		{[]string{"22", "auto"}, "invalid port spec 'auto': port 22 given more than once"},
+		{[]string{"all", "~22"}, "invalid port spec '~22': port 1 given more than once"},
+		{[]string{"0.0.0.0/22", "22"}, "invalid port spec '22': port 22 given more than once"},
+		{[]string{"22", "::/20-30"}, "invalid port spec '::/20-30': port 22 given more than once"},
+		{[]string{"%eth0/22", "127.0.0.1/22"}, "invalid port spec '127.0.0.1/22': port 22 given more than once"},
 		{[]string{"20-30", "25"}, "invalid port spec '25': port 25 given more than once"},
 		{[]string{"::1/20-30", "::1/10-20"}, "invalid port spec '::1/10-20': port 20 given more than once"},
 		{[]string{"22", "0"}, "invalid port spec '0': port '0' out of range (1-65535)"},
@@ -265,8 +302,9 @@ func TestAddPortSpecErrors(t *testing.T) {
 }
 
 func TestUntranslatedCopy(t *testing.T) {
-	src := portList(boundR("::1", "", 80, 80, 8080), fwdR(8080, 8080, 80), fwdR(8081, 8081, 82), fwdR(9000, 9010, 100))
-	want := portList(boundR("::1", "", 80, 80, 80), fwdR(8080, 8081, 8080), fwdR(9000, 9010, 9000))
+	src := portList(boundR("::1", "", 80, 80, 8080), fwdR(8080, 8080, 80), fwdR(8081, 8081, 82), fwdR(9000, 9010, 100),
+		autoR(fwdR(7000, 7010, 7000)), effortR(fwdR(6000, 6010, 6000)))
+	want := portList(boundR("::1", "", 80, 80, 80), fwdR(8080, 8080, 8080), fwdR(8081, 8081, 8081), fwdR(9000, 9010, 9000))
 	got := untranslatedCopy(src)
 	if !sameSpec(got, want) {
 		t.Errorf("untranslatedCopy = %s, want %s", showRanges(got.ranges), showRanges(want.ranges))
@@ -276,30 +314,55 @@ func TestUntranslatedCopy(t *testing.T) {
 	}
 }
 
-// checkRanges reports what makes ranges an invalid parse result, if
-// anything.
+func TestRangesConflict(t *testing.T) {
+	tests := []struct {
+		a, b fwdRange
+		want bool
+	}{
+		{fwdR(1, 10, 1), fwdR(11, 20, 11), false},
+		{fwdR(1, 10, 1), fwdR(10, 20, 10), true},
+		{fwdR(1, 10, 1), boundR("0.0.0.0", "", 5, 5, 5), true},
+		{boundR("0.0.0.0", "", 5, 5, 5), boundR("::", "", 5, 5, 5), false},
+		{boundR("0.0.0.0", "", 5, 5, 5), boundR("192.0.2.1", "", 5, 5, 5), true},
+		{boundR("::", "", 5, 5, 5), boundR("::1", "", 5, 5, 5), true},
+		{boundR("192.0.2.1", "", 5, 5, 5), boundR("192.0.2.2", "", 5, 5, 5), false},
+		{boundR("192.0.2.1", "", 5, 5, 5), boundR("::1", "", 5, 5, 5), false},
+		{boundR("", "eth0", 5, 5, 5), boundR("", "lo", 5, 5, 5), false},
+		{boundR("", "eth0", 5, 5, 5), fwdR(5, 5, 5), true},
+		{boundR("127.0.0.1", "lo", 5, 5, 5), boundR("", "eth0", 5, 5, 5), false},
+	}
+	for _, tt := range tests {
+		if got := rangesConflict(tt.a, tt.b); got != tt.want {
+			t.Errorf("rangesConflict(%s, %s) = %v, want %v", showRanges([]fwdRange{tt.a}), showRanges([]fwdRange{tt.b}), got, tt.want)
+		}
+		if got := rangesConflict(tt.b, tt.a); got != tt.want {
+			t.Errorf("rangesConflict(%s, %s) = %v, want %v", showRanges([]fwdRange{tt.b}), showRanges([]fwdRange{tt.a}), got, tt.want)
+		}
+	}
+}
+
+// checkRanges reports what makes the rules of one spec an invalid parse
+// result, if anything: they share a binding, so no two may overlap.
 func checkRanges(ranges []fwdRange) error {
-	end := map[bindKey]uint16{}
 	for i, r := range ranges {
 		switch {
 		case r.first == 0 || r.first > r.last:
 			return fmt.Errorf("bad range %s", showRanges(ranges[i:i+1]))
 		case r.target == 0 || int(r.target)+int(r.last-r.first) > maxPort:
 			return fmt.Errorf("bad target in %s", showRanges(ranges[i:i+1]))
-		case i > 0 && ranges[i-1].first > r.first:
-			return fmt.Errorf("%s: not sorted", showRanges(ranges[i-1:i+1]))
+		case r.bindAddr != ranges[0].bindAddr || r.bindIf != ranges[0].bindIf:
+			return fmt.Errorf("%s: binding differs from the first rule's", showRanges(ranges[i:i+1]))
 		}
-		if last, seen := end[bindKeyOf(r)]; seen && r.first <= last {
+		if _, clash := firstConflict(ranges[:i], r); clash {
 			return fmt.Errorf("%s overlaps a previous range", showRanges(ranges[i:i+1]))
 		}
-		end[bindKeyOf(r)] = max(end[bindKeyOf(r)], r.last)
 	}
 	return nil
 }
 
 func FuzzParsePortSpec(f *testing.F) {
 	// More seeds are in testdata/fuzz/FuzzParsePortSpec.
-	for _, seed := range []string{"22", "all", "none"} {
+	for _, seed := range []string{"22", "all", "none", "8000-8010,auto", "[::]/8080"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {

@@ -11,8 +11,8 @@ import (
 // default, "auto" (pasta(1), -t, -u, -T, -U).
 func applyForwardDefaults(cfg *config) {
 	for _, s := range []*fwdSpec{&cfg.tcpFwd, &cfg.udpFwd, &cfg.tcpNsFwd, &cfg.udpNsFwd} {
-		if s.mode == fwdUnset {
-			s.mode = fwdAuto
+		if !s.given {
+			*s, _ = parsePortSpec("auto", true)
 		}
 	}
 }
@@ -55,10 +55,13 @@ func setup(cfg *config) (*ctx, error) {
 	if err := c.setupLifecycle(nsPath); err != nil {
 		return nil, err
 	}
-	if err := c.openForwards(); err != nil {
+	if err := c.setupAutoForward(); err != nil {
 		return nil, err
 	}
-	if err := c.setupAutoForward(); err != nil {
+	if err := c.applyRuleOps(c.initialRules()); err != nil {
+		return nil, err
+	}
+	if err := c.setupControl(cfg.confPath); err != nil {
 		return nil, err
 	}
 	c.checkPingSockets()

@@ -87,7 +87,7 @@ func (c *ctx) nsSocket(typ int, dst netip.AddrPort) (int, error) {
 
 // spliceInbound joins a connection accepted on the host's loopback for a
 // -t port to a new connection in the namespace.
-func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
+func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
 	dst, ok := c.nsTarget(peer.Addr(), target)
 	if !ok || !c.makeRoom(poolSplice) {
 		closeWithReset(fd)
@@ -101,12 +101,12 @@ func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16) {
 		closeWithReset(fd)
 		return
 	}
-	c.spliceStart(fd, ns, sideNs, peer, dst)
+	c.spliceStart(fd, ns, sideNs, peer, dst, rule)
 }
 
 // spliceOutbound joins a connection accepted in the namespace for a -T
 // port to a new connection to the same port on the host's loopback.
-func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, target uint16) {
+func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
 	dst := netip.AddrPortFrom(loopback6, target)
 	if peer.Addr().Is4() {
 		dst = netip.AddrPortFrom(loopback4, target)
@@ -123,7 +123,7 @@ func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, target uint16) {
 		closeWithReset(fd)
 		return
 	}
-	c.spliceStart(host, fd, sideHost, peer, dst)
+	c.spliceStart(host, fd, sideHost, peer, dst, rule)
 }
 
 // hostSocket makes a non-blocking socket on the host, connected (or
@@ -147,8 +147,8 @@ func hostSocket(typ int, dst netip.AddrPort) (int, error) {
 }
 
 // spliceStart makes the flow joining host and ns, whose connectSide socket
-// is still connecting.
-func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort) {
+// is still connecting, for a forwarding rule.
+func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort, rule ruleRef) {
 	i, ok := c.flows.allocUnindexed(flowSplice, poolSplice)
 	if !ok {
 		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
@@ -157,7 +157,7 @@ func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort) {
 		return
 	}
 	f := c.flows.at(i)
-	f.sock, f.lastActive = host, c.now
+	f.sock, f.lastActive, f.rule = host, c.now, rule
 	s := &f.splice
 	s.ns, s.connecting, s.connectSide = ns, true, connectSide
 	s.pipes = [2][2]int{{-1, -1}, {-1, -1}}
@@ -273,6 +273,7 @@ func (c *ctx) spliceMove(i, from int) {
 			return
 		}
 		s.queued[from] -= int(max(moved, 0))
+		c.countTraffic(f, from != s.connectSide, int(max(moved, 0)), 0) // the client is on the side not connected by pasta
 		if err != nil || s.queued[from] > 0 {
 			break // the destination is full: wait until it is writable
 		}
@@ -363,7 +364,9 @@ func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
 	payload := c.udpBufs.bufs[k][off : off+int(c.udpBufs.hdrs[k].Len)]
 	if err := sendDatagram(f.sock, payload, nil); err != nil {
 		c.stats.udpDropped++
+		return
 	}
+	c.countTraffic(f, true, len(payload), 1)
 }
 
 // udpSpliceFlow opens the socket that forwards a local sender's datagrams
@@ -372,14 +375,22 @@ func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool
 	if !c.makeRoom(poolUDP) {
 		return 0, false
 	}
-	sock, err := c.udpSpliceSocket(&c.listeners[li], from)
+	l := &c.listeners[li]
+	sock, err := c.udpSpliceSocket(l, from)
 	if err != nil {
 		if debugOn() {
 			debugf("splice: UDP socket for %s: %v", from, err)
 		}
 		return 0, false
 	}
-	return c.udpFlowWithSocket(key, sock, li, from)
+	i, ok := c.udpFlowWithSocket(key, sock, li, from)
+	if ok {
+		c.flows.at(i).rule = l.rule
+		if s := c.ruleStats(l.rule); s != nil {
+			s.flows++
+		}
+	}
+	return i, ok
 }
 
 // udpSpliceSocket connects a socket to where a local sender's datagrams to
@@ -409,6 +420,8 @@ func (c *ctx) udpSplicedReplies(f *flow) {
 		payload := c.udpBufs.bufs[k][off : off+int(c.udpBufs.hdrs[k].Len)]
 		if err := c.udpSend(f, payload); err != nil {
 			c.stats.udpDropped++
+			continue
 		}
+		c.countTraffic(f, false, len(payload), 1)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -53,10 +54,11 @@ func TestSpliceTCPLoopback(t *testing.T) {
 		c.Close()
 	}()
 	tp := newSpliceTestPasta(t)
-	if _, err := tp.c.listenPort(dirTCP, loopback4, "", 0, serverPort, false); err != nil {
+	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", serverPort)
+	if err != nil {
 		t.Fatal(err)
 	}
-	port := boundPort(t, tp.c.listeners[len(tp.c.listeners)-1].fd)
+	port := boundPort(t, tp.c.listeners[li].fd)
 
 	data := bytes.Repeat([]byte("spliced bytes "), 200000) // 2.8 MB: more than a pipe holds
 	result := make(chan []byte, 1)
@@ -94,10 +96,11 @@ func TestSpliceTCPLoopback(t *testing.T) {
 func TestSpliceUDPLoopback(t *testing.T) {
 	_, serverPort := udpEchoServer(t)
 	tp := newSpliceTestPasta(t)
-	if _, err := tp.c.listenPort(dirUDP, loopback4, "", 0, serverPort, false); err != nil {
+	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", serverPort)
+	if err != nil {
 		t.Fatal(err)
 	}
-	port := boundPort(t, tp.c.listeners[len(tp.c.listeners)-1].fd)
+	port := boundPort(t, tp.c.listeners[li].fd)
 	client, err := net.Dial("udp4", net.JoinHostPort("127.0.0.1", itoa(port)))
 	if err != nil {
 		t.Fatal(err)

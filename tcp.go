@@ -457,6 +457,7 @@ func (c *ctx) tcpAcked(i int, n uint32) {
 			c.tcpResetBoth(i)
 			return
 		}
+		c.countTraffic(f, true, int(data), 0)
 	}
 	tc.sndUna += n
 	tc.dupAcks, tc.retries = 0, 0
@@ -520,6 +521,7 @@ func (c *ctx) tcpGuestData(i int) {
 		}
 		tc.rcvNxt += uint32(n)
 		tcpWindowTaken(tc, n)
+		c.countTraffic(f, false, n, 0)
 		if n < len(payload) {
 			fin = false // the FIN comes after data the socket could not take yet
 			c.tcpWaitForSpace(i)
@@ -1008,7 +1010,7 @@ func (c *ctx) finishL4Frame(buf []byte, src, dst netip.Addr, proto uint8, l4, le
 
 // tcpInbound starts a forwarded connection accepted on the host: a SYN to
 // the guest, from the peer's address as the guest may see it.
-func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16) {
+func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
 	ic := c.ipConfFor(peer.Addr())
 	src, ok := c.mapSource(peer.Addr())
 	if !ic.enabled || !ok {
@@ -1037,6 +1039,7 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16) {
 	f := c.flows.at(i)
 	f.sock = fd
 	f.lastActive = c.now
+	f.rule = rule
 	tc := &f.tcp
 	tc.iss = rand.Uint32()
 	tc.sndUna, tc.sndNxt = tc.iss, tc.iss+1

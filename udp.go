@@ -248,6 +248,7 @@ func (c *ctx) udpToGuest(f *flow, k int) {
 		c.stats.udpDropped++ // larger than the link MTU: the guest could not take it
 		return
 	}
+	c.countTraffic(f, true, size, 1)
 	c.sendUDPFrame(c.udpBufs.bufs[k], f, size, size)
 }
 
@@ -373,6 +374,10 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	f := c.flows.at(i)
 	f.udp.listener = li
 	f.udp.hostPeer.set(from)
+	f.rule = l.rule
+	if s := c.ruleStats(l.rule); s != nil {
+		s.flows++
+	}
 	if debugOn() {
 		debugf("udp: flow %d: %s -> %s:%d forwarded", i, from, dst, l.target)
 	}

@@ -99,6 +99,7 @@ func (c *ctx) udpFlush() {
 	if b.n > 0 {
 		f := c.flows.at(b.flow)
 		if !f.dead && f.typ == flowUDP {
+			c.countTraffic(f, false, b.used, b.n)
 			c.udpSendQueued(f)
 		}
 	}
@@ -217,6 +218,7 @@ func (c *ctx) udpBatchToGuest(f *flow, n int) {
 		} else {
 			c.flows.touch(int(f.index), c.now)
 			c.stats.udpSuperOut++
+			c.countTraffic(f, true, total, run)
 			c.sendUDPFrame(c.udpBufs.bufs[k], f, total, int(c.udpBufs.hdrs[k].Len))
 		}
 		k += run

@@ -134,10 +134,11 @@ func TestUDPPortUnreachableBecomesICMP(t *testing.T) {
 func TestUDPInboundForwarding(t *testing.T) {
 	// With --no-splice a local client takes the tap, like a remote one.
 	tp := newTestPasta(t, func(c *config) { c.noSplice = true })
-	if _, err := tp.c.listenPort(dirUDP, netip.MustParseAddr("127.0.0.1"), "", 0, 7000, false); err != nil {
+	li, err := tp.c.openListener(dirUDP, netip.MustParseAddrPort("127.0.0.1:0"), "", 7000)
+	if err != nil {
 		t.Fatal(err)
 	}
-	l := tp.c.listeners[len(tp.c.listeners)-1]
+	l := tp.c.listeners[li]
 	bound := boundPort(t, l.fd)
 	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(bound)})
 	if err != nil {
