@@ -61,32 +61,42 @@ func newCtlPasta(t *testing.T, mutate func(*config)) *ctlPasta {
 	return &ctlPasta{tp, path}
 }
 
-// request sends ops through the control socket, driving the loop until
-// the answer comes.
-func (cp *ctlPasta) request(before bool, ops ...control.Op) *control.Response {
-	cp.t.Helper()
-	type result struct {
-		resp *control.Response
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		resp, err := control.Do(cp.path, &control.Request{Ops: ops, Before: before}, 10*time.Second)
-		done <- result{resp, err}
-	}()
-	var res result
-	cp.runUntil(12*time.Second, func() bool {
+// await runs fn on a goroutine of its own and drives the loop until it
+// returns (at most timeout), then returns what it returned.
+func await[T any](tp *testPasta, timeout time.Duration, fn func() T) T {
+	tp.t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- fn() }()
+	var v T
+	tp.runUntil(timeout, func() bool {
 		select {
-		case res = <-done:
+		case v = <-done:
 			return true
 		default:
 			return false
 		}
 	})
+	return v
+}
+
+// result is a value or an error, as await passes them.
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// request sends ops through the control socket, driving the loop until
+// the answer comes.
+func (cp *ctlPasta) request(before bool, ops ...control.Op) *control.Response {
+	cp.t.Helper()
+	res := await(cp.testPasta, 12*time.Second, func() result[*control.Response] {
+		resp, err := control.Do(cp.path, &control.Request{Ops: ops, Before: before}, 10*time.Second)
+		return result[*control.Response]{resp, err}
+	})
 	if res.err != nil {
 		cp.t.Fatalf("request %+v: %v", ops, res.err)
 	}
-	return res.resp
+	return res.v
 }
 
 // mustApply sends ops and fails the test if pasta refuses them.
@@ -189,59 +199,31 @@ func freePorts(t *testing.T, n int) []uint16 {
 // dialAndEcho connects to 127.0.0.1:port while driving the loop and
 // returns the connection, or the error.
 func (cp *ctlPasta) dial(port uint16) (*net.TCPConn, error) {
-	type result struct {
-		c   *net.TCPConn
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
+	res := await(cp.testPasta, 6*time.Second, func() result[*net.TCPConn] {
 		c, err := net.DialTimeout("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)), 5*time.Second)
 		if err != nil {
-			done <- result{nil, err}
-			return
+			return result[*net.TCPConn]{nil, err}
 		}
-		done <- result{c.(*net.TCPConn), nil}
-	}()
-	var res result
-	cp.runUntil(6*time.Second, func() bool {
-		select {
-		case res = <-done:
-			return true
-		default:
-			return false
-		}
+		return result[*net.TCPConn]{c.(*net.TCPConn), nil}
 	})
-	return res.c, res.err
+	return res.v, res.err
 }
 
 // exchange writes msg on conn and reads the echo server's answer, driving
 // the loop meanwhile.
 func (cp *ctlPasta) exchange(conn *net.TCPConn, msg string) string {
 	cp.t.Helper()
-	done := make(chan string, 1)
-	go func() {
+	return await(cp.testPasta, 6*time.Second, func() string {
 		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := conn.Write([]byte(msg)); err != nil {
-			done <- "write: " + err.Error()
-			return
+			return "write: " + err.Error()
 		}
 		buf := make([]byte, len(msg)+len("echo:"))
 		if _, err := io.ReadFull(conn, buf); err != nil {
-			done <- "read: " + err.Error()
-			return
+			return "read: " + err.Error()
 		}
-		done <- string(buf)
-	}()
-	var got string
-	cp.runUntil(6*time.Second, func() bool {
-		select {
-		case got = <-done:
-			return true
-		default:
-			return false
-		}
+		return string(buf)
 	})
-	return got
 }
 
 // tcpEchoServer answers "echo:" and what it reads, on every connection.
@@ -628,22 +610,11 @@ func rawClient(t *testing.T, path string) *net.UnixConn {
 // the loop.
 func (cp *ctlPasta) answerOf(c *net.UnixConn, within time.Duration) string {
 	cp.t.Helper()
-	done := make(chan []byte, 1)
-	go func() {
+	return await(cp.testPasta, within+time.Second, func() string {
 		_ = c.SetReadDeadline(time.Now().Add(within))
 		b, _ := io.ReadAll(c)
-		done <- b
-	}()
-	var got []byte
-	cp.runUntil(within+time.Second, func() bool {
-		select {
-		case got = <-done:
-			return true
-		default:
-			return false
-		}
+		return string(b)
 	})
-	return string(got)
 }
 
 func TestControlHostileClients(t *testing.T) {
@@ -751,18 +722,7 @@ func TestControlRefusesOtherUsers(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var err error
-		cp.runUntil(20*time.Second, func() bool {
-			select {
-			case err = <-done:
-				return true
-			default:
-				return false
-			}
-		})
-		if err != nil {
+		if err := await(cp.testPasta, 20*time.Second, cmd.Wait); err != nil {
 			t.Fatalf("helper: %v\n%s", err, out.String())
 		}
 		want := "permission denied: user 65534 is not the owner of this pasta"

@@ -13,9 +13,11 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"gopasta/internal/version"
 )
 
-const versionString = "gopasta 0.1.0"
+const versionString = version.String
 
 func main() {
 	os.Exit(run())

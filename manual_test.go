@@ -16,6 +16,7 @@ import (
 
 	"gopasta/internal/cmdline"
 	"gopasta/internal/cmdline/cmdlinetest"
+	"gopasta/internal/control"
 )
 
 const (
@@ -83,76 +84,16 @@ pesto(1), at https://passt.top.`},
 	},
 }
 
-const portSpecText = `The options -t, -u, -T and -U take a SPEC: none, or a list of
-ports, optionally restricted to an address and an interface to listen on.
+// portSpecText is the man page's section on port specs: the grammar and
+// examples, which pesto's page shares, and how UDP follows TCP on the
+// command line.
+const portSpecText = control.SpecGrammar + `
 
-none
-  Forward no ports.
+Without -u, UDP forwards the ports a list given to -t names (without
+their translation, and not those of all or auto), and -U follows -T the
+same way.
 
-[ADDR[%IF]/]LIST
-  Forward the ports of LIST, listening only on the host address ADDR (an
-  IPv4 or IPv6 address, in brackets or not) or only on the interface IF
-  (SO_BINDTODEVICE, Linux 5.7 or later), or both. LIST is a
-  comma-separated list of the items below.
-
-PORT[-LAST][:TARGET[-TARGET_LAST]]
-  Listen on PORT (or PORT to LAST) and forward to the same port, or to
-  TARGET (and the ports after it) on the other side.
-
-~PORT[-LAST]
-  Exclude PORT (or PORT to LAST) from what the list forwards.
-
-all
-  Every port that is not in the kernel's ephemeral range
-  (/proc/sys/net/ipv4/ip_local_port_range): what a list without ports, or
-  with exclusions only, forwards. Ports that can't be bound are then
-  skipped, unless none can be. all can't be mixed with ports.
-
-auto
-  Forward the ports of the list (every non-ephemeral port if it lists
-  none) only while their target port is bound on the other side: for -t
-  and -u, in the namespace; for -T and -U, on the host. pasta reads
-  /proc/net/tcp, tcp6, udp and udp6 of the other side once a second and
-  follows them.
-
-Each item of a list is a forwarding rule of its own (cut in two where an
-exclusion falls in it), which pesto(1) shows and can delete alone. Given
-several times, an option's rules add up, but no two may forward the same
-port for overlapping addresses (an address overlaps itself and the
-wildcard address of its family; no address means every address). Without
--u, UDP forwards the ports a list given to -t names (without their
-translation, and not those of all or auto), and -U follows -T the same
-way. Ports below 1024 need the sysctl net.ipv4.ip_unprivileged_port_start
-lowered, or CAP_NET_BIND_SERVICE.
-
-Examples:
-
--t 22
-  The host's port 22 to the namespace's port 22.
-
--t 2222:22
-  The host's port 2222 to the namespace's port 22.
-
--t 8000-8010,~8005
-  Ports 8000 to 8010, except 8005.
-
--t 8000-8010:9000
-  Ports 8000 to 8010 to the namespace's 9000 to 9010.
-
--t 127.0.0.1/8080
-  Port 8080 of the host's loopback only.
-
--t %eth0/80
-  Port 80 of any address, for connections through eth0 only.
-
--t ~1-1023
-  Every non-ephemeral port from 1024 up.
-
--t ::1/all
-  Every non-ephemeral port of the host's IPv6 loopback.
-
--t 8000-8010,auto
-  Ports 8000 to 8010, each while the namespace listens on it.`
+` + control.SpecExamples
 
 const addressMappingText = `The namespace gets a copy of the host's addresses and routes, so
 an address in the namespace usually means the same host as outside.
@@ -256,9 +197,11 @@ sockets).
 Once set up, pasta gives up root if it has it (see --runas) and allows
 itself only the system calls it needs from then on (seccomp).
 
-gopasta differs from the passt project's pasta in a few ways: the auto
-keyword can't be combined with a port list, the passt-only options are
-refused with an error, and error messages are worded differently.`
+gopasta differs from the passt project's pasta in a few ways: the
+passt-only options are refused with an error, error messages are worded
+differently, and the control socket (-c) speaks a protocol of gopasta's
+own, which gopasta's pesto(1) speaks too: the C pesto can't change
+gopasta's rules, nor gopasta's pesto the C pasta's.`
 
 // TestManPage checks the committed man page against the table, and that
 // it renders without warnings.

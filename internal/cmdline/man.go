@@ -53,6 +53,7 @@ func (cmd *Command[C]) Man(page *ManPage) string {
 		for _, opt := range opts {
 			w.macro("TP")
 			w.line(optionHead(opt))
+			w.macro("br") // a tag narrower than the indent would share its line with the text
 			w.fresh = true
 			w.text(opt.Man, true)
 		}

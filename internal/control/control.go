@@ -106,11 +106,8 @@ type Counters struct {
 // DecodeRequest reads a request from its line, newline excluded.
 func DecodeRequest(line []byte) (*Request, error) {
 	var r Request
-	if err := json.Unmarshal(line, &r); err != nil || r.Protocol != Protocol {
-		return nil, fmt.Errorf("not a %s request", Protocol)
-	}
-	if r.Version != Version {
-		return nil, fmt.Errorf("unsupported protocol version %d (this pasta speaks version %d)", r.Version, Version)
+	if err := decode(line, &r, &r.Protocol, &r.Version, "request", "pasta"); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
@@ -136,14 +133,20 @@ func Do(path string, req *Request, timeout time.Duration) (*Response, error) {
 	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err
 	}
-	if _, err := conn.Write(Encode(req)); err != nil {
-		return nil, err
+	// pasta may answer (and hang up) before taking the request, to refuse
+	// a client: its answer counts more than the failed write.
+	_, werr := conn.Write(Encode(req))
+	data, rerr := io.ReadAll(io.LimitReader(conn, maxResponse))
+	resp, err := decodeResponse(data)
+	switch {
+	case err == nil:
+		return resp, nil
+	case werr != nil:
+		return nil, werr
+	case rerr != nil:
+		return nil, rerr
 	}
-	data, err := io.ReadAll(io.LimitReader(conn, maxResponse))
-	if err != nil {
-		return nil, err
-	}
-	return decodeResponse(data)
+	return nil, err
 }
 
 // decodeResponse reads a response, which must be complete.
@@ -153,13 +156,23 @@ func decodeResponse(data []byte) (*Response, error) {
 		return nil, errors.New("pasta closed the connection without a complete answer")
 	}
 	var r Response
-	if err := json.Unmarshal(line, &r); err != nil || r.Protocol != Protocol {
-		return nil, fmt.Errorf("not a %s response", Protocol)
-	}
-	if r.Version != Version {
-		return nil, fmt.Errorf("unsupported protocol version %d (this pesto speaks version %d)", r.Version, Version)
+	if err := decode(line, &r, &r.Protocol, &r.Version, "response", "pesto"); err != nil {
+		return nil, err
 	}
 	return &r, nil
+}
+
+// decode reads a message into msg, whose protocol and version fields are
+// given, and checks them; what and reader name the message and the
+// program reading it, for errors.
+func decode(line []byte, msg any, protocol *string, version *int, what, reader string) error {
+	if err := json.Unmarshal(line, msg); err != nil || *protocol != Protocol {
+		return fmt.Errorf("not a %s %s", Protocol, what)
+	}
+	if *version != Version {
+		return fmt.Errorf("unsupported protocol version %d (this %s speaks version %d)", *version, reader, Version)
+	}
+	return nil
 }
 
 // RuleText describes a rule as the C pasta does in its tables:
@@ -179,11 +192,15 @@ func RuleText(table string, r *Rule) string {
 	}
 	s := fmt.Sprintf("%s [%s]%s:%s  =>  %s", strings.ToUpper(r.Proto), addr, ifname,
 		portRange(r.First, r.Last), portRange(r.Target, r.Target+(r.Last-r.First)))
+	var flags []string
 	if r.BestEffort {
-		s += "  (best effort)"
+		flags = append(flags, "(best effort)")
 	}
 	if r.Auto {
-		s += "  (auto-scan)"
+		flags = append(flags, "(auto-scan)")
+	}
+	if len(flags) > 0 {
+		s += "  " + strings.Join(flags, " ")
 	}
 	return s
 }

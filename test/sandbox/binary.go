@@ -15,11 +15,13 @@ import (
 	"time"
 )
 
+// built holds the binaries built from the repository: pasta and pesto.
 var built struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
+	once  sync.Once
+	dir   string
+	pasta string
+	pesto string
+	err   error
 }
 
 // Binary returns the path of the pasta binary under test: $GOPASTA_BIN if
@@ -27,21 +29,51 @@ var built struct {
 // directory that the unprivileged user can read and execute.
 func Binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("GOPASTA_BIN"); p != "" {
-		abs, err := exec.LookPath(p)
-		if err == nil {
-			abs, err = filepath.Abs(abs)
-		}
-		if err != nil {
-			t.Fatalf("GOPASTA_BIN=%s: %v", p, err)
-		}
-		return abs
+	if p := binaryFromEnv(t, "GOPASTA_BIN"); p != "" {
+		return p
 	}
 	built.once.Do(build)
 	if built.err != nil {
 		t.Fatalf("building pasta: %v", built.err)
 	}
-	return built.path
+	return built.pasta
+}
+
+// Pesto returns the path of the pesto binary that goes with Binary:
+// $GOPASTA_PESTO if set, else the one built from this repository (which
+// speaks only to our pasta), else, with $GOPASTA_BIN set but not
+// $GOPASTA_PESTO, it fails the test.
+func Pesto(t testing.TB) string {
+	t.Helper()
+	if p := binaryFromEnv(t, "GOPASTA_PESTO"); p != "" {
+		return p
+	}
+	if BinaryFromEnv() && Reference() {
+		t.Fatal("GOPASTA_BIN names a reference pasta: give its pesto in GOPASTA_PESTO")
+	}
+	built.once.Do(build)
+	if built.err != nil {
+		t.Fatalf("building pesto: %v", built.err)
+	}
+	return built.pesto
+}
+
+// binaryFromEnv returns the absolute path of the program the environment
+// variable names, "" if it is unset.
+func binaryFromEnv(t testing.TB, name string) string {
+	t.Helper()
+	p := os.Getenv(name)
+	if p == "" {
+		return ""
+	}
+	abs, err := exec.LookPath(p)
+	if err == nil {
+		abs, err = filepath.Abs(abs)
+	}
+	if err != nil {
+		t.Fatalf("%s=%s: %v", name, p, err)
+	}
+	return abs
 }
 
 // BinaryFromEnv reports whether the binary under test came from
@@ -121,6 +153,8 @@ func goTool() string {
 	return "/usr/local/go/bin/go"
 }
 
+// build builds pasta and pesto from the repository into a temporary
+// directory that the unprivileged user can read and execute.
 func build() {
 	root, err := ModuleRoot()
 	if err != nil {
@@ -137,21 +171,30 @@ func build() {
 		built.err = err
 		return
 	}
-	out := filepath.Join(dir, "pasta")
+	for _, b := range []struct {
+		path *string
+		name string
+		pkg  string
+	}{{&built.pasta, "pasta", "."}, {&built.pesto, "pesto", "./cmd/pesto"}} {
+		out := filepath.Join(dir, b.name)
+		if built.err = goBuild(root, out, b.pkg); built.err != nil {
+			return
+		}
+		*b.path = out
+	}
+}
+
+// goBuild builds the package pkg of the module at root into out, mode 0755.
+func goBuild(root, out, pkg string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", out, pkg)
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		built.err = fmt.Errorf("go build in %s: %v\n%s", root, err, stderr.String())
-		return
+		return fmt.Errorf("go build %s in %s: %v\n%s", pkg, root, err, stderr.String())
 	}
-	if err := os.Chmod(out, 0o755); err != nil {
-		built.err = err
-		return
-	}
-	built.path = out
+	return os.Chmod(out, 0o755)
 }
