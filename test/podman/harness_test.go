@@ -659,9 +659,9 @@ D=` + s.dir() + `
 N=` + s.name + `
 run() { local n=$1; shift; timeout -k 5 ` + strconv.Itoa(cmdTimeout) + ` "$@" >"$D/$n.out" 2>"$D/$n.err"; echo $? >"$D/$n.rc"; }
 step() {
-	touch "$D/ready.$1"; local i
+	touch "$D/.reached.$1"; local i
 	for ((i = 0; i < ` + strconv.Itoa(stepTimeout*20) + `; i++)); do
-		[ -e "$D/go.$1" ] && return 0; [ -e "$D/abort" ] && exit 97; sleep 0.05
+		[ -e "$D/.go.$1" ] && return 0; [ -e "$D/.abort" ] && exit 97; sleep 0.05
 	done
 	echo "step $1: no answer from the test" >&2; exit 98
 }
@@ -833,7 +833,7 @@ func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T
 	finished := false
 	defer func() {
 		if !finished {
-			_ = os.WriteFile(filepath.Join(hostDir, "abort"), nil, 0o644)
+			_ = os.WriteFile(filepath.Join(hostDir, ".abort"), nil, 0o644)
 			if exited, _ := p.Wait(60 * time.Second); !exited {
 				p.Kill()
 			}
@@ -855,7 +855,7 @@ func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T
 				fn(t, o)
 				t.Logf("step %s took %v", name, time.Since(t0).Round(time.Millisecond))
 			}
-			if err := os.WriteFile(filepath.Join(hostDir, "go."+name), nil, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(hostDir, ".go."+name), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -884,10 +884,10 @@ func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T
 
 // readySteps lists the steps the script has reached.
 func readySteps(dir string) []string {
-	m, _ := filepath.Glob(filepath.Join(dir, "ready.*"))
+	m, _ := filepath.Glob(filepath.Join(dir, ".reached.*"))
 	var names []string
 	for _, f := range m {
-		names = append(names, strings.TrimPrefix(filepath.Base(f), "ready."))
+		names = append(names, strings.TrimPrefix(filepath.Base(f), ".reached."))
 	}
 	sort.Strings(names)
 	return names

@@ -117,7 +117,7 @@ func ModuleRoot() (string, error) {
 	// working directory (a package directory inside the module).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, goTool(), "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, GoTool(), "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %v", err)
 	}
@@ -145,8 +145,8 @@ func isGopastaRoot(dir string) bool {
 	return false
 }
 
-// goTool finds the go command: on PATH, else where these machines keep it.
-func goTool() string {
+// GoTool finds the go command: on PATH, else where these machines keep it.
+func GoTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
@@ -188,7 +188,7 @@ func build() {
 func goBuild(root, out, pkg string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", out, pkg)
+	cmd := exec.CommandContext(ctx, GoTool(), "build", "-o", out, pkg)
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stdout = &stderr
