@@ -235,12 +235,14 @@ GOPASTA_BIN=$SCRATCH/bin/pasta
 # else that of CPASTA_ROOTFS (else Debian 12's /usr/bin/pasta);
 # "cpasta25" is the trixie one.
 case $CPASTA_ROOTFS in trixie | sid) ;; *) die "CPASTA_ROOTFS is trixie or sid, not '$CPASTA_ROOTFS'" ;; esac
-PODMAN_CACHE=${GOPASTA_PODMAN_CACHE:-/var/cache/gopasta/podman}
+# rootfs_dir ROOTFS: the folder of ROOTFS as this clone's build.sh makes it.
+rootfs_dir() { bash "$REPO/test/podman/env/build.sh" --dir "$1"; }
 
 # rootfs_pasta ROOTFS: print the wrapper of ROOTFS's pasta, building the
 # rootfs if needed; fail if there is none.
 rootfs_pasta() {
-	local w=$PODMAN_CACHE/$1/bin/pasta
+	local w
+	w=$(rootfs_dir "$1")/bin/pasta
 	if [ ! -x "$w" ]; then
 		say "building the $1 root file system for its C pasta (test/podman/env/build.sh)"
 		bash "$REPO/test/podman/env/build.sh" "$1" >>"$OUT/log.txt" 2>&1 || say "build.sh failed (see log.txt)"
@@ -248,7 +250,7 @@ rootfs_pasta() {
 	[ -x "$w" ] && echo "$w"
 }
 rootfs_desc() { # ROOTFS WRAPPER
-	echo "passt $(dpkg-query --admindir="$PODMAN_CACHE/$1/rootfs/var/lib/dpkg" -W -f '${Version}' passt 2>/dev/null) (Debian $1 rootfs, through its loader: $2)"
+	echo "passt $(dpkg-query --admindir="$(rootfs_dir "$1")/rootfs/var/lib/dpkg" -W -f '${Version}' passt 2>/dev/null) (Debian $1 rootfs, through its loader: $2)"
 }
 
 CPASTA_CMD=()

@@ -79,8 +79,13 @@ func copyRootfs(t *testing.T, name string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	lock := "/run/lock/gopasta-podman-" + name + ".lock"
-	res := sandbox.Run(newCmd(ctx, baseEnv(), "flock", "-w", "1800", lock, "cp", "-a", rootfsDir(name), dst))
+	src, err := rootfsDir(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// run.sh's lock: its name is that of the rootfs's folder (NAME-HASH).
+	lock := "/run/lock/gopasta-podman-" + filepath.Base(filepath.Dir(src)) + ".lock"
+	res := sandbox.Run(newCmd(ctx, baseEnv(), "flock", "-w", "1800", lock, "cp", "-a", src, dst))
 	if res.Err != nil {
 		t.Fatalf("copying the %s rootfs: %s", name, res)
 	}

@@ -31,9 +31,8 @@ import (
 // Fixed names and numbers of the Podman environment (see env/build.sh and
 // env/run.sh).
 const (
-	defaultCache = "/var/cache/gopasta/podman" // build.sh's default; GOPASTA_PODMAN_CACHE overrides
-	image        = "localhost/bb"              // busybox + socat, built locally by build.sh
-	rootlessUser = "tester"                    // the rootless Podman user of each rootfs
+	image        = "localhost/bb" // busybox + socat, built locally by build.sh
+	rootlessUser = "tester"       // the rootless Podman user of each rootfs
 	helperDir    = "/usr/local/libexec/podman-pasta"
 
 	// namePrefix starts the names of the directories, containers and pods a
@@ -100,17 +99,31 @@ func envDir() (string, error) {
 	return filepath.Join(root, "test", "podman", "env"), nil
 }
 
-// rootfsDir is the root file system called name by build.sh, or name
+var rootfsDirs sync.Map // name -> string, from build.sh --dir
+
+// rootfsDir is the root file system called name by this repository's
+// build.sh (its folder depends on build.sh's version, see there), or name
 // itself if it is a path (run.sh takes either).
-func rootfsDir(name string) string {
+func rootfsDir(name string) (string, error) {
 	if strings.Contains(name, "/") {
-		return name
+		return name, nil
 	}
-	cache := os.Getenv("GOPASTA_PODMAN_CACHE")
-	if cache == "" {
-		cache = defaultCache
+	if d, ok := rootfsDirs.Load(name); ok {
+		return d.(string), nil
 	}
-	return filepath.Join(cache, name, "rootfs")
+	dir, err := envDir()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res := sandbox.Run(newCmd(ctx, baseEnv(), "bash", filepath.Join(dir, "build.sh"), "--dir", name))
+	if res.Err != nil {
+		return "", fmt.Errorf("build.sh --dir %s: %v: %s", name, res.Err, res.Stderr)
+	}
+	d := filepath.Join(strings.TrimSpace(res.Stdout), "rootfs")
+	rootfsDirs.Store(name, d)
+	return d, nil
 }
 
 // newCmd makes an exec.Cmd in its own process group, killed as a group
@@ -204,7 +217,11 @@ exit 0`
 			return log.String(), fmt.Errorf("preflight in the %s rootfs failed", name)
 		}
 		// Old per-run folders of killed runs.
-		old, _ := filepath.Glob(filepath.Join(rootfsDir(name), "tmp", namePrefix+"*"))
+		rdir, err := rootfsDir(name)
+		if err != nil {
+			return log.String(), err
+		}
+		old, _ := filepath.Glob(filepath.Join(rdir, "tmp", namePrefix+"*"))
 		for _, d := range old {
 			if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > time.Hour {
 				os.RemoveAll(d)
@@ -253,7 +270,7 @@ func ourBinary(t *testing.T, rootfs string) string {
 		res := sandbox.Run(cmd)
 		c.out = res.String()
 		if res.Err != nil {
-			c.err = fmt.Errorf("%s does not run inside the rootfs %s", bin, rootfsDir(rootfs))
+			c.err = fmt.Errorf("%s does not run inside the %s rootfs", bin, rootfs)
 		}
 	})
 	if c.err != nil {
@@ -783,7 +800,11 @@ func (o *outcome) checkGone(t *testing.T, name string) {
 // (not of its "run" commands, which the caller checks) fails the test.
 func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T, o *outcome)) *outcome {
 	t.Helper()
-	hostDir := filepath.Join(rootfsDir(w.podman.rootfs), "tmp", s.name)
+	rdir, err := rootfsDir(w.podman.rootfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostDir := filepath.Join(rdir, "tmp", s.name)
 	if err := os.Mkdir(hostDir, 0o777); err != nil {
 		t.Fatal(err)
 	}

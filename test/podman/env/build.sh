@@ -8,19 +8,22 @@
 #           slirp4netns from sid
 #
 # Usage: test/podman/env/build.sh [trixie] [sid]      (default: both)
+#        test/podman/env/build.sh --dir NAME          (print where NAME is)
 #
 # Everything comes from deb.debian.org (MIRROR overrides) through debootstrap
-# and apt. Each rootfs lives in $GOPASTA_PODMAN_CACHE/NAME (default
-# /var/cache/gopasta/podman/NAME, outside any clone), with:
+# and apt. Each rootfs lives in $GOPASTA_PODMAN_CACHE/NAME-HASH (default
+# /var/cache/gopasta/podman, outside any clone), HASH being that of this
+# script, so that clones and branches with different versions of it each
+# keep their own and never rebuild each other's. Inside:
 #   rootfs/     the root file system (user "tester" for rootless Podman,
 #               image localhost/bb for root and tester, no registry)
 #   bin/pasta   the rootfs's C pasta, runnable on this host through the
 #               rootfs's own loader (and bin/pesto where passt has one)
-#   stamp       hash of this script and the Debian versions installed
-# A rootfs is rebuilt only when it is missing, incomplete, or was built by a
-# different version of this script (its hash is in the stamp). A rebuild
-# happens beside the old one and replaces it at the end, under the same lock
-# that run.sh takes, so a run never sees half a rootfs.
+#   stamp       this script's hash and the Debian versions installed
+#   last-used   touched by run.sh: versions unused for PRUNE_DAYS (7) are
+#               removed by the next build
+# A rootfs is built only when it is missing or incomplete, beside the
+# final place, under the lock that run.sh takes, and moved there at the end.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SELF="$HERE/$(basename "$0")"
@@ -31,7 +34,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=
 
 # Packages of each rootfs. The sid list installs in two steps: everything
 # from sid, then podman and netavark from experimental.
-PKGS_COMMON="crun conmon catatonit uidmap iproute2 busybox-static socat passt libseccomp2"
+PKGS_COMMON="crun conmon catatonit uidmap iproute2 busybox-static socat passt libseccomp2 nftables aardvark-dns"
 PKGS_trixie="podman netavark $PKGS_COMMON"
 PKGS_sid="$PKGS_COMMON rootlesskit slirp4netns"
 PKGS_sid_experimental="podman netavark"
@@ -45,13 +48,17 @@ die() { echo "build.sh: $*" >&2; exit 1; }
 t0=$SECONDS
 say() { echo "== [$((SECONDS - t0))s] $*"; }
 
+script_hash=$(sha256sum "$SELF" | cut -c1-16)
+if [ "${1:-}" = --dir ]; then
+	case ${2:-} in trixie | sid) echo "$CACHE/$2-$script_hash" && exit 0 ;; esac
+	die "--dir trixie or --dir sid"
+fi
 [ "$(id -u)" = 0 ] || die "run me as root"
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(trixie sid)
 for n in "${names[@]}"; do
 	case $n in trixie | sid) ;; *) die "unknown rootfs '$n' (trixie or sid)" ;; esac
 done
-script_hash=$(sha256sum "$SELF" | cut -c1-16)
 
 # complete NAME DIR: the rootfs at DIR was finished by this version of the
 # script.
@@ -229,13 +236,27 @@ images() {
 		podman run --rm --network pasta localhost/bb ip -4 addr show
 }
 
+# prune NAME: remove the rootfs of other versions of this script that no
+# run.sh used for PRUNE_DAYS days.
+prune() {
+	local name=$1 d
+	for d in "$CACHE/$name"-*; do
+		[ -d "$d" ] && [ "$d" != "$CACHE/$name-$script_hash" ] || continue
+		if [ -z "$(find "$d/last-used" "$d/stamp" -mtime "-${PRUNE_DAYS:-7}" 2>/dev/null)" ]; then
+			say "$name: removing $d (unused for ${PRUNE_DAYS:-7} days)"
+			rm -rf "$d"
+		fi
+	done
+}
+
 build() {
-	local name=$1 dir=$CACHE/$1 new=$CACHE/.$1.new
+	local name=$1 dir=$CACHE/$1-$script_hash new=$CACHE/.$1-$script_hash.new
+	prune "$name"
 	if complete "$name" "$dir"; then
 		say "$name: up to date ($dir)"
 		return
 	fi
-	rm -rf "$new"
+	rm -rf "$new" "$dir"
 	mkdir -p "$new"
 	debootstrap_rootfs "$name" "$new/rootfs"
 	install_packages "$name" "$new/rootfs"
@@ -246,13 +267,10 @@ build() {
 	{
 		echo "builder $script_hash"
 		dpkg-query --admindir="$new/rootfs/var/lib/dpkg" -W -f '${Package} ${Version}\n' \
-			podman netavark passt crun conmon rootlesskit slirp4netns 2>/dev/null || true
+			podman netavark aardvark-dns passt crun conmon rootlesskit slirp4netns 2>/dev/null || true
 	} >"$new/stamp"
-	rm -rf "$CACHE/.$name.old"
-	if [ -e "$dir" ]; then mv "$dir" "$CACHE/.$name.old"; fi
 	mv "$new" "$dir"
-	rm -rf "$CACHE/.$name.old"
-	say "$name: done: $(tail -n +2 "$dir/stamp" | tr '\n' ' ')"
+	say "$name: done, in $dir: $(tail -n +2 "$dir/stamp" | tr '\n' ' ')"
 }
 
 if ! command -v debootstrap >/dev/null; then
@@ -269,8 +287,9 @@ if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then chmod 666 /dev/net/tun; fi
 pids=()
 for n in "${names[@]}"; do
 	(
-		exec 8>"/run/lock/gopasta-podman-$n.lock"
-		flock -w 1800 8 || die "$n: lock /run/lock/gopasta-podman-$n.lock busy for 30 min"
+		lock=/run/lock/gopasta-podman-$n-$script_hash.lock
+		exec 8>"$lock"
+		flock -w 1800 8 || die "$n: lock $lock busy for 30 min"
 		build "$n"
 	) > >(sed -u "s/^/[$n] /") 2>&1 &
 	pids+=($!)

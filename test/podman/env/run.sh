@@ -6,8 +6,9 @@
 #        [PASTA=FILE] [PESTO=FILE] [PASTA_LOG=FILE] [NETNS=NAME|PATH]
 #        test/podman/env/run.sh [COMMAND [ARG...]]
 #
-#   ROOTFS     trixie (Podman 5.4, the default) or sid (Podman 6.1), i.e.
-#              $GOPASTA_PODMAN_CACHE/NAME/rootfs, or the path of a rootfs
+#   ROOTFS     trixie (Podman 5.4, the default) or sid (Podman 6.1), as
+#              built by the build.sh beside this script (build.sh --dir
+#              NAME says where), or the path of a rootfs
 #   AS_USER    root (default) or tester, the rootless Podman user (uid 1000,
 #              subordinate ids 100000-165535)
 #   USERNS=1   run COMMAND as root of a new user namespace (ids 0-65535
@@ -36,22 +37,24 @@
 #
 # Calls on the same rootfs share its container stores, and a fresh /run
 # makes Podman reset the state of every container in them, so calls on one
-# rootfs are serialised: run.sh holds /run/lock/gopasta-podman-NAME.lock
+# rootfs are serialised: run.sh holds /run/lock/gopasta-podman-NAME-HASH.lock
 # (build.sh takes it too) and waits for it up to LOCK_WAIT seconds (1800).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-CACHE=${GOPASTA_PODMAN_CACHE:-/var/cache/gopasta/podman}
 die() { echo "run.sh: $*" >&2; exit 125; }
 
 [ "$(id -u)" = 0 ] || die "run me as root"
 case ${ROOTFS:=trixie} in
 */*) R=$(readlink -f "$ROOTFS") ;;
-*) R=$CACHE/$ROOTFS/rootfs ;;
+trixie | sid) R=$(bash "$HERE/build.sh" --dir "$ROOTFS")/rootfs ;;
+*) die "ROOTFS is trixie, sid or a path, not '$ROOTFS'" ;;
 esac
 [ -x "$R/usr/bin/podman" ] || die "no rootfs at $R: run $HERE/build.sh"
+# NAME-HASH of build.sh's folder names the lock (see build.sh)
 NAME=$(basename "$(dirname "$R")")
 NAME=${NAME#.}
 NAME=${NAME%.new}
+touch "$(dirname "$R")/last-used" 2>/dev/null || true
 U=${AS_USER:-root}
 case $U in root | tester) ;; *) die "AS_USER is root or tester, not '$U'" ;; esac
 if [ -n "${NETNS:-}" ]; then
