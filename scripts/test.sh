@@ -41,6 +41,13 @@ step "tests"
 # Skipping a test for lack of root or tools is a failure here.
 GOPASTA_REQUIRE_ALL=1 GOPASTA_REQUIRE_E2E=1 go test -count=1 -timeout 20m ./...
 
+step "hostile load, alone (each load takes both cores)"
+# test/hostile_test.go: port spray, SYN flood, connection storm, exit while
+# busy. Built only with -tags hostile, so that the step above (every package
+# in parallel) does not run them beside the Podman tests.
+GOPASTA_REQUIRE_ALL=1 GOPASTA_REQUIRE_E2E=1 go test -count=1 -timeout 10m -tags hostile \
+	-run 'TestHostile|TestExitWhileBusy' ./test
+
 step "fuzzing, $FUZZTIME per target"
 for pkg in $(go list ./...); do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do

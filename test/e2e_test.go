@@ -581,6 +581,10 @@ func TestBadOptions(t *testing.T) {
 		}{
 			{"address", []string{"-a", "1.2.3"}, "1.2.3"},
 			{"mtu", []string{"--mtu", "70000"}, "70000"},
+			// A range mapped to a target range of another size is refused
+			// by the parser, naming the spec, before anything is bound.
+			{"range sizes", []string{"-t", "1-2:3"}, "1-2:3"},
+			{"range sizes udp", []string{"-u", "1-65535:1"}, "1-65535:1"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				args := append(append([]string{"--config-net"}, tc.args...), "--", "sh", "-c", "echo COMMAND-RAN")

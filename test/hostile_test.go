@@ -18,11 +18,11 @@ import (
 	"gopasta/test/sandbox"
 )
 
-// Built only with -tags hostile: not in CI yet. On this 2-core machine,
-// beside the rest of the suite (Podman's tests, other helpers' runs), the
-// storm's legitimate traffic fell to 83% and its established connection
-// timed out, and pasta's exit after its target died took 245 ms: the
-// bounds below hold on an otherwise idle machine only. Run them alone:
+// Built only with -tags hostile, and run by scripts/test.sh in a step of
+// its own, after the other packages' tests: a load takes the machine's two
+// cores, and beside the rest of the suite (the Podman tests above all) the
+// storm's legitimate traffic fell to 83% and pasta's exit took 245 ms, so
+// the figures would measure the machine, not pasta. By hand:
 //
 //	go test -tags hostile ./test -run 'TestHostile|TestExitWhileBusy' -v
 //

@@ -463,7 +463,7 @@ func (p *prober) stop() string {
 	s := fmt.Sprintf("PROBE tcp_new=%d tcp_ok=%d udp_new=%d udp_ok=%d rtt_n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
 		p.tcpNew.Load(), p.tcpOK.Load(), p.udpNew.Load(), p.udpOK.Load(), len(p.rtts), q(0.5), q(0.99), q(1))
 	if e, ok := p.rttFailure.Load().(string); ok {
-		s += " rtt_error=" + strconv.Quote(e)
+		s += " rtt_error=" + strings.ReplaceAll(e, " ", "_")
 	}
 	return s
 }
