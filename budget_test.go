@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -132,6 +133,29 @@ func TestUDPEvictsLongestIdle(t *testing.T) {
 	}
 	if n := tp.c.flows.pools[poolUDP].n; n != 2 {
 		t.Fatalf("%d UDP flows, want 2", n)
+	}
+}
+
+// A UDP flow that can't be made is refused with an ICMP "administratively
+// prohibited" error quoting the datagram (RFC 1812 section 5.2.7.1).
+func TestUDPRefusedWithICMP(t *testing.T) {
+	tp := newTestPasta(t, nil)
+	withBudget(t, tp, budget{poolTCP: 1}) // no room for UDP flows at all
+	udpFromGuest(tp, 5000, testGW4, 9, []byte("refused"))
+	f := tp.readFrame(2 * time.Second)
+	if f == nil {
+		t.Fatal("no answer to a refused datagram")
+	}
+	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	icmp, ok := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ok || icmp.TypeCode.Type() != icmpTypeUnreach || icmp.TypeCode.Code() != icmpCodeProhibited {
+		t.Fatalf("answer is not ICMP unreachable, administratively prohibited: %v", pkt)
+	}
+	if !bytes.Contains(icmp.Payload, []byte("refused")) {
+		t.Fatalf("the ICMP error does not quote the datagram: % x", icmp.Payload)
+	}
+	if tp.c.flows.used() != 0 {
+		t.Fatalf("%d flows after a refused datagram", tp.c.flows.used())
 	}
 }
 

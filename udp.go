@@ -131,6 +131,9 @@ func (c *ctx) udpNewFlow(key flowKey, src, dst netip.Addr) (int, bool) {
 		if debugOn() {
 			debugf("udp: socket for %s: %v", hostDst, err)
 		}
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			c.udpRefuse(src, dst) // out of descriptors after all: refused
+		}
 		return 0, false
 	}
 	i, ok := c.udpFlowWithSocket(key, sock, -1, hostDst)
