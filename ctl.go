@@ -153,7 +153,7 @@ func (c *ctx) ctlRefuse(fd int, cred *unix.Ucred) {
 	msg := fmt.Sprintf("permission denied: user %s is not the owner of this pasta (user %d)", uid, c.ctl.owner)
 	_, _ = unix.Write(fd, control.Encode(&control.Response{Protocol: control.Protocol, Version: control.Version, Error: msg}))
 	unix.Close(fd)
-	warnRateLimited(c, "control socket: refused a client of user "+uid)
+	c.warnRateLimited(warnCtlRefused, "control socket: refused a client of user %s", uid)
 }
 
 func (s *ctlServer) freeSlot() int {

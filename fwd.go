@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -59,19 +60,46 @@ func (c *ctx) dnsForwardTarget(a netip.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// mapSource translates the address of a host peer into the source the
-// guest sees. Host-local peers (loopback, or the host's own address, which
-// the guest has too) can't appear as such: they appear as the
-// --map-host-loopback address, and are refused when there is none.
-func (c *ctx) mapSource(a netip.Addr) (netip.Addr, bool) {
-	ic := c.ipConfFor(a)
-	if !a.IsLoopback() && a != ic.addr {
-		return a, true
+// inboundSource translates the address of a host peer of a forwarded
+// port into the source address the guest sees, or reports that there is
+// none. The rules are those of pasta(1), NOTES ("Handling of traffic with
+// loopback destination and source addresses", and --map-guest-addr), as
+// the C pasta of 2026-10 applies them, in this order:
+//
+//  1. exactly 127.0.0.1 or ::1, with a --map-host-loopback address (by
+//     default the gateway): that address;
+//  2. the guest's own address (the host's, copied into the namespace),
+//     with a --map-guest-addr address: that address (the reverse of the
+//     option's outbound translation);
+//  3. any other address the guest can reach as it is: itself;
+//  4. otherwise (loopback without a mapping, other 127.0.0.0/8 addresses,
+//     the guest's own address without --map-guest-addr): pasta's own
+//     address on the tap, the gateway for IPv4 and our link-local address
+//     for IPv6 (ndp.go), whatever --no-map-gw or --map-host-loopback say.
+//
+// The C pasta differs from the man page in 4: the page says such traffic
+// is dropped with --no-map-gw or --map-host-loopback none, but it is
+// forwarded from the gateway (see docs/podman.md).
+func (c *ctx) inboundSource(peer netip.Addr) (netip.Addr, bool) {
+	ic := c.ipConfFor(peer)
+	switch {
+	case (peer == loopback4 || peer == loopback6) && ic.mapHostLoopback.IsValid():
+		return ic.mapHostLoopback, true
+	case peer == ic.addr && ic.mapGuestAddr.IsValid():
+		return ic.mapGuestAddr, true
+	case ic.reachableAsIs(peer):
+		return peer, true
+	case peer.Is6():
+		return c.ourLinkLocal(), true
 	}
-	if !ic.mapHostLoopback.IsValid() {
-		return netip.Addr{}, false
-	}
-	return ic.mapHostLoopback, true
+	return ic.gw, ic.gw.IsValid()
+}
+
+// reachableAsIs tells whether the guest can see host address a as it is:
+// not a loopback or unspecified address, and not one the guest has itself
+// (configured, or seen as its source).
+func (ic *ipConf) reachableAsIs(a netip.Addr) bool {
+	return !a.IsLoopback() && !a.IsUnspecified() && a != ic.addr && a != ic.observed
 }
 
 // guestDestination is the guest address an inbound flow goes to: its
@@ -197,6 +225,12 @@ func (c *ctx) listenerReadable(i int) {
 	l := &c.listeners[i]
 	for n := 0; n < maxAcceptsPerRun && l.fd >= 0; n++ {
 		fd, err := acceptRaw(l.fd, &c.acceptAddr)
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			if c.refuseWithSpareFD(l) {
+				continue
+			}
+			return
+		}
 		if err != nil {
 			if !isTemporary(err) && debugOn() {
 				debugf("accept on port %d: %v", l.port, err)
@@ -219,6 +253,41 @@ func (c *ctx) listenerReadable(i int) {
 }
 
 const maxAcceptsPerRun = 64
+
+// The kernel completes a forwarded connection's handshake before pasta
+// accepts it, so a client whose connection pasta can't accept (it has no
+// descriptor left) would wait with its data acknowledged and go nowhere,
+// and the listener would wake the loop again at once. pasta keeps one
+// descriptor in reserve for that moment: closing it makes room to accept
+// the connection and reset it.
+
+// openSpareFD takes the reserved descriptor, if it is not held already.
+func (c *ctx) openSpareFD() {
+	if c.spareFD < 0 {
+		c.spareFD, _ = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	}
+}
+
+// refuseWithSpareFD accepts one waiting connection of l with the reserved
+// descriptor and resets it. It returns false when there is no reserve or
+// no connection.
+func (c *ctx) refuseWithSpareFD(l *listener) bool {
+	if c.spareFD < 0 {
+		c.openSpareFD()
+		return false
+	}
+	unix.Close(c.spareFD)
+	c.spareFD = -1
+	defer c.openSpareFD()
+	fd, err := acceptRaw(l.fd, &c.acceptAddr)
+	if err != nil {
+		return false
+	}
+	c.warnRateLimited(warnAcceptFailed, "forwarded TCP connection from %s to port %d: out of file descriptors, reset",
+		c.acceptAddr.addrPort(), l.port)
+	closeWithReset(fd)
+	return true
+}
 
 // The auto rules: once a second, the ports waiting for peers on one side
 // get a socket on the other. -t and -u follow the namespace's listening TCP

@@ -72,6 +72,7 @@ func newTestPasta(t testing.TB, mutate func(*config)) *testPasta {
 		unix.Close(fds[0])
 		unix.Close(fds[1])
 		unix.Close(c.epfd)
+		unix.Close(c.spareFD)
 	})
 	return tp
 }

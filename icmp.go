@@ -90,7 +90,7 @@ func (c *ctx) newPingFlow(key flowKey, proto uint8, src, dst netip.Addr, id uint
 	i, ok := c.flows.alloc(flowPing, poolPing, key)
 	if !ok {
 		unix.Close(sock)
-		warnRateLimited(c, "flow table full: dropping echo request")
+		c.warnRateLimited(warnTableFull, "flow table full: dropping echo request")
 		return 0, false
 	}
 	f := &c.flows.flows[i]

@@ -206,13 +206,27 @@ func warnOnce(done *bool, format string, args ...any) {
 	warnf(format, args...)
 }
 
-// warnRateLimited logs at most one warning per second for a message.
-func warnRateLimited(c *ctx, msg string) {
-	if c.now-c.lastRateLimitedWarn < int64(1e9) {
+// warnKind names a warning that is logged at most once a second: a
+// guest, or a host client, can make pasta hit it for every packet.
+type warnKind uint8
+
+const (
+	warnTableFull    warnKind = iota // the flow table is full
+	warnDstQuota                     // too many half-open connects to one address
+	warnNoSource                     // a forwarded peer has no address the guest could see
+	warnNoAnswer                     // the guest never answered a forwarded connection
+	warnAcceptFailed                 // accept(2) on a forwarded port failed
+	warnCtlRefused                   // the control socket refused another user's client
+	warnKinds
+)
+
+// warnRateLimited logs a warning of a kind at most once a second.
+func (c *ctx) warnRateLimited(kind warnKind, format string, args ...any) {
+	if c.now < c.nextWarn[kind] {
 		return
 	}
-	c.lastRateLimitedWarn = c.now
-	warnf("%s", msg)
+	c.nextWarn[kind] = c.now + int64(1e9)
+	warnf(format, args...)
 }
 
 // runCommandInit is the command's first stage, PID 1 of its new PID

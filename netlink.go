@@ -220,6 +220,8 @@ type nsLinkConfig struct {
 	mac      net.HardwareAddr // nil: keep the tap driver's address
 	addrs    []netip.Prefix
 	routes   []hostRoute
+	ipv6     bool       // IPv6 is enabled: skip duplicate address detection of the link-local address
+	ll       netip.Addr // out: the tap's link-local address, with ipv6 and up
 }
 
 // configureNamespace brings up lo (pasta always does, so that loopback
@@ -240,6 +242,12 @@ func configureNamespace(ifname string, lc *nsLinkConfig) error {
 	tap := &rtnetlink.LinkMessage{Index: uint32(lc.tapIndex)}
 	if lc.up {
 		tap.Flags, tap.Change = unix.IFF_UP, unix.IFF_UP
+		if lc.ipv6 {
+			// The kernel skips duplicate address detection on a
+			// NOARP link: the link-local address it makes now is
+			// usable at once, as with the C pasta.
+			tap.Flags, tap.Change = unix.IFF_UP|unix.IFF_NOARP, unix.IFF_UP|unix.IFF_NOARP
+		}
 	}
 	if lc.mtu > 0 || lc.mac != nil {
 		tap.Attributes = &rtnetlink.LinkAttributes{MTU: uint32(lc.mtu), Address: lc.mac}
@@ -250,12 +258,47 @@ func configureNamespace(ifname string, lc *nsLinkConfig) error {
 	if err := setTxQueueLen(lc.tapIndex, tapTxQueueLen); err != nil {
 		return fmt.Errorf("setting the tap's queue length: %w", err)
 	}
+	if lc.up && lc.ipv6 {
+		if lc.ll, err = markLinkLocalNoDAD(conn, lc.tapIndex); err != nil {
+			return fmt.Errorf("the tap's link-local address: %w", err)
+		}
+		// Neighbour discovery works again, for the guest's other needs.
+		if err := setLink(conn, &rtnetlink.LinkMessage{Index: uint32(lc.tapIndex), Change: unix.IFF_NOARP}); err != nil {
+			return fmt.Errorf("setting up the tap: %w", err)
+		}
+	}
 	for _, p := range lc.addrs {
 		if err := addAddress(conn, lc.tapIndex, p); err != nil {
 			return fmt.Errorf("adding address %s: %w", p, err)
 		}
 	}
 	return addRoutes(conn, lc.tapIndex, lc.routes)
+}
+
+// markLinkLocalNoDAD finds the link-local address the kernel gave the link
+// and marks it IFA_F_NODAD (RFC 4862 section 5.4 has nothing to detect on
+// this link: pasta answers for everyone else on it), so that it stays
+// usable as it is. It returns the address, or the invalid Addr if the link
+// has none.
+func markLinkLocalNoDAD(conn *rtnetlink.Conn, index int) (netip.Addr, error) {
+	msgs, err := conn.Address.List()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if int(m.Index) != index || m.Family != unix.AF_INET6 || m.Attributes == nil {
+			continue
+		}
+		ll := ipToAddr(m.Attributes.Address)
+		if !ll.IsLinkLocalUnicast() {
+			continue
+		}
+		m.Attributes.Flags |= unix.IFA_F_NODAD
+		_, err := conn.Execute(m, unix.RTM_NEWADDR, netlink.Request|netlink.Replace|netlink.Acknowledge)
+		return ll, err
+	}
+	return netip.Addr{}, nil
 }
 
 // loopbackIndex is lo's index in every network namespace.

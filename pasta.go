@@ -73,14 +73,15 @@ type ctx struct {
 	listeners     []listener
 	freeListeners []int
 	acceptAddr    rawSockaddr
+	spareFD       int // held in reserve for accepting when out of descriptors
 	auto          *autoScan
 	rules         []rule // slots; see fwdtable.go
 	ruleSeq       uint64
 	ctl           *ctlServer
 
 	// Warnings that are given once, or once a second.
-	warnedPing          bool
-	lastRateLimitedWarn int64
+	warnedPing bool
+	nextWarn   [warnKinds]int64 // when each kind of warning may be logged again
 }
 
 // stats counts what the loop did, for tests and debugging.
@@ -115,6 +116,8 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		mtu:    mtuDefault,
 		wakeFD: -1,
 
+		spareFD: -1,
+
 		tcpAcks:     make([]int32, 0, 256),
 		peekIov:     make([]unix.Iovec, 0, 1024),
 		peekDiscard: make([]byte, 1<<16),
@@ -133,6 +136,7 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("flow table: %w", err)
 	}
+	c.openSpareFD()
 	if err := c.epollAdd(dev.fd(), unix.EPOLLIN, makeRef(kindTap, 0)); err != nil {
 		unix.Close(epfd)
 		return nil, err

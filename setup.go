@@ -121,6 +121,7 @@ func (c *ctx) configureNamespace(ifname string) error {
 	if c.cfg.configNet {
 		lc.mtu = c.mtu
 		lc.up = true
+		lc.ipv6 = c.ip6.enabled
 		for _, ic := range []*ipConf{&c.ip4, &c.ip6} {
 			if ic.enabled {
 				lc.addrs = append(lc.addrs, ic.addrs...)
@@ -132,6 +133,9 @@ func (c *ctx) configureNamespace(ifname string) error {
 	if err != nil {
 		return fmt.Errorf("configuring the namespace: %w", err)
 	}
+	// Inbound traffic from link-local sources goes to the guest's
+	// link-local address (pasta(1), NOTES): this one until another is seen.
+	c.ip6.observe(lc.ll)
 	return nil
 }
 

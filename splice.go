@@ -151,7 +151,7 @@ func hostSocket(typ int, dst netip.AddrPort) (int, error) {
 func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort, rule ruleRef) {
 	i, ok := c.flows.allocUnindexed(flowSplice, poolSplice)
 	if !ok {
-		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
+		c.warnRateLimited(warnTableFull, "flow table full: refusing forwarded TCP connections")
 		closeWithReset(host)
 		closeWithReset(ns)
 		return

@@ -160,7 +160,7 @@ func (c *ctx) handleTCP(src, dst netip.Addr) {
 func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 	t := &c.parser.tcp
 	if c.flows.halfOpenQuotaFull(&key) {
-		warnRateLimited(c, "half-open TCP connects: too many to one address, dropping SYNs to it")
+		c.warnRateLimited(warnDstQuota, "half-open TCP connects: too many to one address, dropping SYNs to it")
 		return
 	}
 	if !c.makeRoom(poolHalfOpen) {
@@ -179,7 +179,7 @@ func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 	i, ok := c.flows.alloc(flowTCP, poolHalfOpen, key)
 	if !ok {
 		unix.Close(sock)
-		warnRateLimited(c, "flow table full: refusing new TCP connections")
+		c.warnRateLimited(warnTableFull, "flow table full: refusing new TCP connections")
 		c.tcpResetUnknown(src, dst)
 		return
 	}
@@ -837,6 +837,12 @@ func (c *ctx) tcpRetry(i int, limit uint8) bool {
 func (c *ctx) tcpSynRetry(i int) {
 	f := c.flows.at(i)
 	tc := &f.tcp
+	if tc.retries >= tcpSynRetries {
+		// The host client's connect() succeeded long ago: a reset, not
+		// silence, tells it that nobody will answer.
+		c.warnRateLimited(warnNoAnswer, "forwarded TCP connection to %s: no answer from the namespace, reset",
+			netip.AddrPortFrom(f.guestAddr(), f.guestPort()))
+	}
 	if !c.tcpRetry(i, tcpSynRetries) {
 		return
 	}
@@ -1012,17 +1018,18 @@ func (c *ctx) finishL4Frame(buf []byte, src, dst netip.Addr, proto uint8, l4, le
 // the guest, from the peer's address as the guest may see it.
 func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
 	ic := c.ipConfFor(peer.Addr())
-	src, ok := c.mapSource(peer.Addr())
-	if !ic.enabled || !ok {
-		if debugOn() {
-			debugf("tcp: refusing forwarded connection from %s", peer)
-		}
+	src, ok := c.inboundSource(peer.Addr())
+	dst := ic.guestDestination(src)
+	if !ic.enabled || !ok || !dst.IsValid() {
+		c.warnRateLimited(warnNoSource, "forwarded TCP connection from %s to port %d: no address to forward it from or to, reset", peer, target)
 		closeWithReset(fd)
 		return
 	}
-	dst := ic.guestDestination(src)
 	key := newFlowKey(protoTCP, dst, target, src, peer.Port())
-	if _, exists := c.flows.lookup(key); exists || !dst.IsValid() {
+	if _, exists := c.flows.lookup(key); exists {
+		// Two host peers that the guest would see as one (the same
+		// translated address and port): the guest can't tell them apart.
+		c.warnRateLimited(warnNoSource, "forwarded TCP connection from %s to port %d: the guest already has a connection from %s, reset", peer, target, netip.AddrPortFrom(src, peer.Port()))
 		closeWithReset(fd)
 		return
 	}
@@ -1032,7 +1039,7 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16, rule ruleRe
 	}
 	i, ok := c.flows.alloc(flowTCP, poolTCP, key)
 	if !ok {
-		warnRateLimited(c, "flow table full: refusing forwarded TCP connections")
+		c.warnRateLimited(warnTableFull, "flow table full: refusing forwarded TCP connections")
 		closeWithReset(fd)
 		return
 	}

@@ -164,7 +164,7 @@ func (c *ctx) udpFlowWithSocket(key flowKey, sock, li int, peer netip.AddrPort) 
 	i, ok := c.flows.alloc(flowUDP, poolUDP, key)
 	if !ok {
 		unix.Close(sock)
-		warnRateLimited(c, "flow table full: dropping UDP datagrams of new flows")
+		c.warnRateLimited(warnTableFull, "flow table full: dropping UDP datagrams of new flows")
 		return 0, false
 	}
 	f := c.flows.at(i)
@@ -356,12 +356,15 @@ func (c *ctx) udpListenerReadable(li int) {
 func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	l := &c.listeners[li]
 	ic := c.ipConfFor(from.Addr())
-	src, ok := c.mapSource(from.Addr())
-	if !ic.enabled || !ok {
+	src, ok := c.inboundSource(from.Addr())
+	dst := ic.guestDestination(src)
+	if !ic.enabled || !ok || !dst.IsValid() {
+		// A UDP sender can't be told: without raw sockets pasta can't
+		// send it an ICMP error. The C pasta drops these silently.
 		c.stats.udpDropped++
+		c.warnRateLimited(warnNoSource, "forwarded UDP datagram from %s to port %d: no address to forward it from or to, dropped", from, l.target)
 		return nil
 	}
-	dst := ic.guestDestination(src)
 	key := newFlowKey(protoUDP, dst, l.target, src, from.Port())
 	if i, ok := c.flows.lookup(key); ok {
 		return c.flows.at(i)
@@ -371,7 +374,7 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	}
 	i, ok := c.flows.alloc(flowUDP, poolUDP, key)
 	if !ok {
-		warnRateLimited(c, "flow table full: dropping UDP datagrams from new senders")
+		c.warnRateLimited(warnTableFull, "flow table full: dropping UDP datagrams from new senders")
 		return nil
 	}
 	f := c.flows.at(i)
