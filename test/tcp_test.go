@@ -812,7 +812,7 @@ func q(err error) string {
 
 func main() {
 	if len(os.Args) < 2 {
-		fatal("usage: tcptool serve|up|down|many|hcs|hcc|probe|hello|sum ...")
+		fatal("usage: tcptool serve|up|down|many|hcs|hcc|probe|hello|await|hold|sum ...")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	var listen multi
@@ -825,6 +825,7 @@ func main() {
 	size := fs.Uint64("size", 0, "bytes each way per connection")
 	id := fs.String("id", "", "half-close case id")
 	retry := fs.Duration("retry", 0, "keep trying that long")
+	wait := fs.Duration("wait", 5*time.Second, "time to wait for an answer")
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "serve":
@@ -846,6 +847,10 @@ func main() {
 		probe(*dst)
 	case "hello":
 		hello(*dst, *retry)
+	case "await":
+		await(*dst, *wait)
+	case "hold":
+		hold(*dst, *conns, *wait)
 	default:
 		fatal("unknown command %q", os.Args[1])
 	}
@@ -1181,6 +1186,82 @@ func hello(dst string, retry time.Duration) {
 			fatal("hello %s: %v (%d attempts in %v)", dst, err, attempts, time.Since(start))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// greet sends HELLO on c and reads the answer until wait passes: "reply"
+// (the greeting line), "reset", "eof" (closed without a word), "timeout"
+// or "error".
+func greet(c net.Conn, wait time.Duration) (result, line string) {
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(c, "HELLO\n"); err != nil {
+		return "error", q(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "reply", strings.TrimSpace(line)
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset", ""
+	case errors.Is(err, io.EOF):
+		return "eof", ""
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout", ""
+	}
+	return "error", q(err)
+}
+
+// dialResult classifies a connect error: a reset can come before the
+// client saw its handshake complete ("reset"), anything else is a
+// "connect-error".
+func dialResult(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	}
+	return "connect-error"
+}
+
+// await connects, greets, and says how the connection ended and when.
+func await(dst string, wait time.Duration) {
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", dst, 10*time.Second)
+	result := dialResult(err)
+	if err == nil {
+		defer c.Close()
+		result, _ = greet(c, wait)
+	}
+	out("AWAIT result=%s ms=%d", result, time.Since(start).Milliseconds())
+}
+
+// hold opens conns connections one after the other, greets on each and
+// keeps those answered open until the end, and counts how they went.
+func hold(dst string, conns int, wait time.Duration) {
+	start := time.Now()
+	count := map[string]int{}
+	var open []net.Conn
+	for range conns {
+		c, err := net.DialTimeout("tcp", dst, 10*time.Second)
+		if err != nil {
+			count[dialResult(err)]++
+			continue
+		}
+		result, _ := greet(c, wait)
+		count[result]++
+		if result == "reply" {
+			open = append(open, c)
+		} else {
+			c.Close()
+		}
+	}
+	out("HOLD conns=%d reply=%d reset=%d eof=%d timeout=%d error=%d connect-error=%d ms=%d", conns,
+		count["reply"], count["reset"], count["eof"], count["timeout"], count["error"], count["connect-error"],
+		time.Since(start).Milliseconds())
+	for _, c := range open {
+		c.Close()
 	}
 }
 
