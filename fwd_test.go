@@ -294,19 +294,7 @@ func TestForwardedConnectionTableFullResets(t *testing.T) {
 func TestForwardedDatagramWithoutSourceDropped(t *testing.T) {
 	tp := newTestPasta(t, func(c *config) { c.noSplice, c.noMapGW = true, true })
 	tp.c.ip4.gw = netip.Addr{}
-	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", 7000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := boundPort(t, tp.c.listeners[li].fd)
-	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if _, err := client.Write([]byte("query")); err != nil {
-		t.Fatal(err)
-	}
+	sendToForwardedUDPPort(t, tp, 7000, "query")
 	tp.runUntil(time.Second, func() bool { return tp.c.stats.udpDropped > 0 })
 	tp.expectNoFrame(noWait)
 	if tp.c.flows.used() != 0 {
@@ -323,19 +311,7 @@ func TestForwardedDatagramFromHostAddressMapped(t *testing.T) {
 	// The client can only send from the loopback here: let that be the
 	// host's (and the guest's) own address of this test.
 	tp.c.ip4.addr = loopback4
-	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", 7000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := boundPort(t, tp.c.listeners[li].fd)
-	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if _, err := client.Write([]byte("query")); err != nil {
-		t.Fatal(err)
-	}
+	client := sendToForwardedUDPPort(t, tp, 7000, "query")
 	time.Sleep(10 * time.Millisecond)
 	ip, u := expectUDP(t, tp)
 	if !ip.SrcIP.Equal(mapped.AsSlice()) || u.DstPort != 7000 {

@@ -134,20 +134,7 @@ func TestUDPPortUnreachableBecomesICMP(t *testing.T) {
 func TestUDPInboundForwarding(t *testing.T) {
 	// With --no-splice a local client takes the tap, like a remote one.
 	tp := newTestPasta(t, func(c *config) { c.noSplice = true })
-	li, err := tp.c.openListener(dirUDP, netip.MustParseAddrPort("127.0.0.1:0"), "", 7000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := tp.c.listeners[li]
-	bound := boundPort(t, l.fd)
-	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(bound)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	if _, err := client.Write([]byte("query")); err != nil {
-		t.Fatal(err)
-	}
+	client := sendToForwardedUDPPort(t, tp, 7000, "query")
 	time.Sleep(10 * time.Millisecond)
 	ip, u := expectUDP(t, tp)
 	clientPort := uint16(client.LocalAddr().(*net.UDPAddr).Port)
@@ -169,6 +156,27 @@ func TestUDPInboundForwarding(t *testing.T) {
 	if err != nil || string(buf[:n]) != "answer" {
 		t.Fatalf("client got %q, %v", buf[:n], err)
 	}
+}
+
+// sendToForwardedUDPPort binds a -u port on the host's loopback for tp,
+// forwarded to target, and sends payload to it from a client on the
+// loopback, which it returns.
+func sendToForwardedUDPPort(t *testing.T, tp *testPasta, target uint16, payload string) *net.UDPConn {
+	t.Helper()
+	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := boundPort(t, tp.c.listeners[li].fd)
+	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if _, err := client.Write([]byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
 
 // boundPort returns the local port of a socket.

@@ -463,7 +463,8 @@ func nsServer(t *testing.T, m mode, sb *sandbox.Sandbox, tool string, opts []str
 // to the guest's own address over the namespace's loopback, so the kernel
 // there makes it the source; one on the host's address, and with
 // --no-splice one on the loopback too, go through the tap and appear as
-// the gateway (--map-gw's address). The C pasta does the same.
+// the gateway (pasta's own address, and --map-gw's; hostaddr_test.go has
+// the other options). The C pasta does the same.
 func TestTCPInboundForward(t *testing.T) {
 	tool := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
