@@ -1196,6 +1196,9 @@ func hello(dst string, retry time.Duration) {
 func greet(c net.Conn, wait time.Duration) (result, line string) {
 	c.SetDeadline(time.Now().Add(wait))
 	if _, err := io.WriteString(c, "HELLO\n"); err != nil {
+		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+			return "reset", "" // the reset came before the request went out
+		}
 		return "error", q(err)
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
