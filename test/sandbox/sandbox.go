@@ -378,6 +378,13 @@ func (s *Sandbox) InPID(ctx context.Context, pid int, as As, argv ...string) *ex
 	return s.command(ctx, as, append(pre, argv...))
 }
 
+// AsUser returns argv prefixed with what runs it as the test user without
+// capabilities (setpriv), for commands that start as root and change user
+// later, such as a script that mounts first.
+func (s *Sandbox) AsUser(argv ...string) []string {
+	return append(s.setprivArgs(), argv...)
+}
+
 func (s *Sandbox) setprivArgs() []string {
 	return []string{"setpriv",
 		"--reuid=" + strconv.Itoa(s.UID), "--regid=" + strconv.Itoa(s.GID),
@@ -765,6 +772,13 @@ func RequireTools(t testing.TB, names ...string) {
 			skipOrFail(t, "needs "+n+" in PATH")
 		}
 	}
+}
+
+// SkipOrFail skips the test for a missing prerequisite, or fails it with
+// GOPASTA_REQUIRE_E2E=1 (CI), where nothing may be skipped.
+func SkipOrFail(t testing.TB, why string) {
+	t.Helper()
+	skipOrFail(t, why)
 }
 
 func skipOrFail(t testing.TB, why string) {

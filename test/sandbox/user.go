@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -51,16 +52,39 @@ func ensureUser() (int, int, error) {
 	if uid, gid, ok := lookupUser(); ok {
 		return uid, gid, nil
 	}
+	var uid, gid int
+	err := withUserLock(func() error {
+		var last Result
+		for range 5 {
+			var ok bool
+			if uid, gid, ok = lookupUser(); ok {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+			last = Run(rootCmd(ctx, "useradd", "--system", "--no-create-home", "--user-group",
+				"--home-dir", "/nonexistent", "--shell", "/bin/sh", UserName))
+			cancel()
+			if uid, gid, ok = lookupUser(); ok {
+				return nil
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return fmt.Errorf("useradd failed: %s", last)
+	})
+	return uid, gid, err
+}
+
+// withUserLock runs fn holding userLock, in this process and between
+// processes (a bounded wait).
+func withUserLock(fn func() error) error {
 	userMu.Lock()
 	defer userMu.Unlock()
-
 	_ = os.MkdirAll("/run/lock", 0o755)
 	f, err := os.OpenFile(userLock, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer f.Close()
-	// Bounded wait for the inter-process lock.
 	locked := false
 	for range 200 {
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
@@ -70,23 +94,54 @@ func ensureUser() (int, int, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !locked {
-		return 0, 0, fmt.Errorf("cannot lock %s within 10s", userLock)
+		return fmt.Errorf("cannot lock %s within 10s", userLock)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return fn()
+}
 
-	var last Result
-	for range 5 {
-		if uid, gid, ok := lookupUser(); ok {
-			return uid, gid, nil
+// The test user's subordinate user and group IDs (subuid(5), subgid(5)),
+// for tools that map a whole range with newuidmap(1), as RootlessKit does.
+// A range this high is unlikely to meet another user's.
+const (
+	SubIDStart = 1500000000
+	SubIDCount = 65536
+)
+
+// SubIDs makes sure the test user has subordinate user and group IDs in
+// /etc/subuid and /etc/subgid, adding SubIDStart:SubIDCount with usermod
+// if it has none (serialised like useradd).
+func SubIDs(t testing.TB) {
+	t.Helper()
+	User(t)
+	err := withUserLock(func() error {
+		if hasSubIDs("/etc/subuid") && hasSubIDs("/etc/subgid") {
+			return nil
 		}
+		ids := fmt.Sprintf("%d-%d", SubIDStart, SubIDStart+SubIDCount-1)
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
-		last = Run(rootCmd(ctx, "useradd", "--system", "--no-create-home", "--user-group",
-			"--home-dir", "/nonexistent", "--shell", "/bin/sh", UserName))
-		cancel()
-		if uid, gid, ok := lookupUser(); ok {
-			return uid, gid, nil
+		defer cancel()
+		if res := Run(rootCmd(ctx, "usermod", "--add-subuids", ids, "--add-subgids", ids, UserName)); res.Err != nil {
+			return fmt.Errorf("usermod: %s", res)
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("sandbox: subordinate IDs of %s: %v", UserName, err)
 	}
-	return 0, 0, fmt.Errorf("useradd failed: %s", last)
+}
+
+// hasSubIDs tells whether the file (/etc/subuid or /etc/subgid) gives the
+// test user a range.
+func hasSubIDs(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, UserName+":") {
+			return true
+		}
+	}
+	return false
 }
