@@ -6,6 +6,7 @@
 #   sudo bench/run.sh                 # default: 3 rounds, 5 s per test
 #   sudo QUICK=1 bench/run.sh         # smoke test: 1 round, 2 s per test
 #   sudo RUNS=5 DURATION=10 TESTS="tcp4-up tcp4-down" bench/run.sh
+#   sudo PUBLISH=1 bench/run.sh       # then put the chart and table in the README
 #
 # See bench/README.md for the sandbox, every setting and how to read the
 # table. Only addresses inside the namespaces this script makes
@@ -75,6 +76,12 @@ done
 for tool in ip nsenter setpriv setsid unshare ss iperf3 jq timeout useradd flock ps go; do
 	command -v $tool >/dev/null || die "missing tool: $tool"
 done
+# gnuplot draws the chart (chart.svg) from the program benchtool writes.
+if ! command -v gnuplot >/dev/null; then
+	echo "run.sh: installing gnuplot-nox for the chart" >&2
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null; } ||
+		die "cannot install gnuplot-nox (the chart needs gnuplot)"
+fi
 
 exec 9>"$LOCK" || die "cannot open $LOCK"
 flock -n 9 || die "another bench/run.sh is running (lock $LOCK)"
@@ -868,7 +875,14 @@ ROWS="$ROWS rss"
 	fi
 } >"$OUT/table.md"
 
+# The chart: each row as a ratio to the veth's value, helpers side by side.
+"$BT" chart -helpers "$HELPERS" -tests "$ROWS" -title "$(head -n 1 "$OUT/table.md"), $RUNS run(s) of $DURATION s per cell" \
+	"$TSV" >"$OUT/chart.gp" && gnuplot "$OUT/chart.gp" >"$OUT/chart.svg" || say "the chart failed (see $OUT/chart.gp)"
+
 echo >&2
 cat "$OUT/table.md"
 echo
-echo "Raw results: $OUT"
+echo "Raw results: $OUT (table.md, chart.svg)"
+if [ "${PUBLISH:-0}" = 1 ]; then
+	"$REPO/bench/publish.sh" "$OUT"
+fi

@@ -17,8 +17,8 @@ sh scripts/deps.sh
 # groff-base and mandoc lint the man page; bash-completion runs the
 # completion script as an interactive shell of Debian would; dpkg-dev
 # (dpkg-shlibdeps) is for scripts/deb.sh, which test/podman runs; uidmap
-# (newuidmap) is for RootlessKit.
-need="iproute2 iputils-ping tcpdump util-linux procps passwd busybox isc-dhcp-client ndisc6 ncat iperf3 groff-base mandoc bash-completion dpkg-dev uidmap"
+# (newuidmap) is for RootlessKit; gnuplot-nox draws the bench's chart.
+need="iproute2 iputils-ping tcpdump util-linux procps passwd busybox isc-dhcp-client ndisc6 ncat iperf3 groff-base mandoc bash-completion dpkg-dev uidmap gnuplot-nox"
 missing=""
 for p in $need; do dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"; done
 if [ -n "$missing" ]; then

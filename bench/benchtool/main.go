@@ -9,6 +9,7 @@
 //	benchtool udprr-client    -c ADDR:PORT [-d DURATION] [-p WORKERS] [-s SIZE] [-timeout T]
 //	benchtool slirp-api       SOCKET JSON
 //	benchtool report          [-helpers LIST] [-tests LIST] RESULTS.tsv
+//	benchtool chart           [-helpers LIST] [-tests LIST] [-title T] RESULTS.tsv   (a gnuplot program)
 //
 // connrate: every connection sends a 32-byte request, reads the 32-byte
 // answer and then EOF (the server closes first, so TIME_WAIT stays on the
@@ -67,6 +68,8 @@ func main() {
 		err = slirpAPI(args)
 	case "report":
 		err = report(args)
+	case "chart":
+		err = chart(args)
 	default:
 		usage()
 	}
@@ -77,7 +80,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool connrate-server|connrate-client|tcprr-server|tcprr-client|udprr-server|udprr-client|slirp-api|report ...")
+	fmt.Fprintln(os.Stderr, "usage: benchtool connrate-server|connrate-client|tcprr-server|tcprr-client|udprr-server|udprr-client|slirp-api|report|chart ...")
 	os.Exit(2)
 }
 
@@ -530,52 +533,14 @@ func report(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: report [flags] RESULTS.tsv")
 	}
-	f, err := os.Open(fs.Arg(0))
+	data, order, _, err := readResults(fs.Arg(0), *testsFlag)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-
-	data := map[string]map[string][]sample{}
-	var order []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), "\t")
-		if len(fields) < 5 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		t, h, st := fields[0], fields[1], fields[3]
-		v, _ := strconv.ParseFloat(fields[4], 64)
-		if data[t] == nil {
-			data[t] = map[string][]sample{}
-			order = append(order, t)
-		}
-		data[t][h] = append(data[t][h], sample{st, v})
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	if *testsFlag != "" {
-		var o []string
-		for _, t := range strings.Fields(*testsFlag) {
-			if data[t] != nil {
-				o = append(o, t)
-			}
-		}
-		for _, t := range order {
-			if !contains(o, t) {
-				o = append(o, t)
-			}
-		}
-		order = o
-	}
 	helpers := strings.Fields(*helpersFlag)
-
-	names := map[string]string{"veth": "veth", "gopasta": "gopasta", "cpasta": "C pasta", "cpasta25": "C pasta 2025",
-		"cpasta12": "C pasta 12", "slirp4netns": "slirp4netns"}
 	header := []string{"test"}
 	for _, h := range helpers {
-		header = append(header, nameOf(names, h))
+		header = append(header, nameOf(helperNames, h))
 	}
 	hasG := contains(helpers, "gopasta")
 	var others []string
@@ -583,7 +548,7 @@ func report(args []string) error {
 		for _, h := range helpers {
 			if h != "veth" && h != "gopasta" {
 				others = append(others, h)
-				header = append(header, "gopasta/"+nameOf(names, h))
+				header = append(header, "gopasta/"+nameOf(helperNames, h))
 			}
 		}
 	}
@@ -624,6 +589,57 @@ func report(args []string) error {
 		fmt.Println("n/N: only n of N runs succeeded; the value is the median of those.")
 	}
 	return nil
+}
+
+// helperNames are the helpers' names in the table and the chart.
+var helperNames = map[string]string{"veth": "veth", "gopasta": "gopasta", "cpasta": "C pasta", "cpasta25": "C pasta 2025",
+	"cpasta12": "C pasta 12", "slirp4netns": "slirp4netns"}
+
+// readResults reads results.tsv (test, helper, round, status, value, note
+// per line): the samples of each test and helper, the tests in the order
+// given by tests and then as they appear, and the helpers as they appear.
+func readResults(path, tests string) (data map[string]map[string][]sample, order, helpers []string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer f.Close()
+	data = map[string]map[string][]sample{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		if len(fields) < 5 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		t, h, st := fields[0], fields[1], fields[3]
+		v, _ := strconv.ParseFloat(fields[4], 64)
+		if data[t] == nil {
+			data[t] = map[string][]sample{}
+			order = append(order, t)
+		}
+		if !contains(helpers, h) {
+			helpers = append(helpers, h)
+		}
+		data[t][h] = append(data[t][h], sample{st, v})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	if tests != "" {
+		var o []string
+		for _, t := range strings.Fields(tests) {
+			if data[t] != nil {
+				o = append(o, t)
+			}
+		}
+		for _, t := range order {
+			if !contains(o, t) {
+				o = append(o, t)
+			}
+		}
+		order = o
+	}
+	return data, order, helpers, nil
 }
 
 func nameOf(names map[string]string, h string) string {
