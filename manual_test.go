@@ -3,7 +3,7 @@ package main
 // The man page and the bash completion are generated from the option table
 // (options.go) and committed under dist/, where the Debian package takes
 // them. These tests fail when a committed file is not what the table gives;
-// `go test -run 'TestManPage|TestBashCompletion' -update .` rewrites them.
+// `go test . -run 'TestManPage|TestBashCompletion' -update` rewrites them.
 // The sections of the man page besides the options are here, since only
 // the generator needs them.
 

@@ -10,12 +10,15 @@
 #
 #   /usr/libexec/gopasta/pasta          the program (out of the way of the
 #                                       passt package's /usr/bin/pasta)
-#   /usr/bin/gopasta                    a link to it, for people at a shell
+#   /usr/libexec/gopasta/pesto          its control client (static), which
+#                                       Podman 6 finds there too
+#   /usr/bin/gopasta, /usr/bin/gopesto  links to them, for people at a shell
 #   /etc/containers/containers.conf.d/50-gopasta.conf
 #                                       Podman looks in /usr/libexec/gopasta
 #                                       first (a conffile: purge removes it)
 #   /usr/share/man/man1/gopasta.1.gz    dist/pasta.1
-#   /usr/share/bash-completion/completions/gopasta
+#   /usr/share/man/man1/gopesto.1.gz    dist/pesto.1
+#   /usr/share/bash-completion/completions/gopasta, gopesto
 #   /usr/share/doc/gopasta/copyright    generated: ours and the licences of
 #                                       the Go modules linked in
 #   /usr/share/doc/gopasta/changelog.gz dist/deb/changelog
@@ -36,11 +39,13 @@ trap 'rm -rf "$stage"' EXIT
 umask 022
 root=$stage/root
 bin=$root/usr/libexec/gopasta/pasta
+pesto=$root/usr/libexec/gopasta/pesto
 mkdir -p "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/doc/gopasta" "$root/usr/share/man/man1"
 
-# The program, without debugging symbols (as Debian ships programs) and
-# without the paths of this machine.
+# The programs, without debugging symbols (as Debian ships programs) and
+# without the paths of this machine. pesto needs no C library: static.
 go build -trimpath -ldflags='-s -w' -o "$bin" .
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$pesto" ./cmd/pesto
 version=$("$bin" --version | sed -n 's/^gopasta //p')
 [ -n "$version" ] || die "no version from $bin --version"
 head -n 1 dist/deb/changelog | grep -q "^gopasta ($version) " ||
@@ -48,14 +53,18 @@ head -n 1 dist/deb/changelog | grep -q "^gopasta ($version) " ||
 arch=$(dpkg --print-architecture)
 
 ln -s ../libexec/gopasta/pasta "$root/usr/bin/gopasta"
+ln -s ../libexec/gopasta/pesto "$root/usr/bin/gopesto"
 install -D -m 644 dist/containers.conf.d/50-gopasta.conf "$root/etc/containers/containers.conf.d/50-gopasta.conf"
 install -D -m 644 dist/bash-completion/gopasta "$root/usr/share/bash-completion/completions/gopasta"
+install -D -m 644 dist/bash-completion/pesto "$root/usr/share/bash-completion/completions/gopesto"
 gzip -9n <dist/pasta.1 >"$root/usr/share/man/man1/gopasta.1.gz"
+gzip -9n <dist/pesto.1 >"$root/usr/share/man/man1/gopesto.1.gz"
 gzip -9n <dist/deb/changelog >"$root/usr/share/doc/gopasta/changelog.gz"
 
-# The copyright file: our licence, then each module the program was built
-# from (go version -m lists them), with its licence text from the module
-# cache, and Go's own for the standard library and runtime.
+# The copyright file: our licence, then each module the programs were
+# built from (go version -m lists them), with its licence text from the
+# module cache, and Go's own for the standard library and runtime.
+modules=$(go version -m "$bin" "$pesto" | awk '$1 == "dep" { print $2 " " $3 }' | LC_ALL=C sort -u)
 {
 	echo "gopasta: a Go implementation of pasta, the user-mode network helper of passt."
 	echo
@@ -64,14 +73,15 @@ gzip -9n <dist/deb/changelog >"$root/usr/share/doc/gopasta/changelog.gz"
 	echo " On Debian systems, the full text of the Apache License, Version 2.0 is"
 	echo " in /usr/share/common-licenses/Apache-2.0."
 	echo
-	echo "The program is statically linked with the following Go code, each under"
-	echo "its own licence, reproduced below:"
+	echo "The programs are statically linked with the following Go code, each"
+	echo "under its own licence, reproduced below:"
 	echo
 	echo " - the Go standard library and runtime, $(go env GOVERSION)"
-	go version -m "$bin" | awk '$1 == "dep" { print " - " $2 " " $3 }'
+	echo "$modules" | sed 's/^/ - /'
 	printf '\n==== the Go standard library and runtime\n\n'
 	cat "$(go env GOROOT)/LICENSE"
-	go version -m "$bin" | awk '$1 == "dep" { print $2 "@" $3 }' | while read -r m; do
+	echo "$modules" | while read -r name v; do
+		m=$name@$v
 		dir=$(go list -m -f '{{.Dir}}' "$m")
 		lic=$(ls "$dir"/LICENSE* "$dir"/COPYING* 2>/dev/null | head -n 1)
 		[ -n "$lic" ] || die "no licence file in $dir"
@@ -80,7 +90,7 @@ gzip -9n <dist/deb/changelog >"$root/usr/share/doc/gopasta/changelog.gz"
 	done
 } >"$root/usr/share/doc/gopasta/copyright"
 
-# Depends: the shared libraries the program links (glibc, libseccomp), at
+# Depends: the shared libraries pasta links (glibc, libseccomp), at
 # the versions their packages' symbols files say, as dpkg-shlibdeps does
 # for Debian's own packages (it wants a debian/control to read).
 mkdir -p "$stage/src/debian"

@@ -1,8 +1,9 @@
 package main
 
 // pesto's man page and bash completion are generated from its option table
-// and committed under dist/; `go test -run 'TestManPage|TestBashCompletion'
-// -update ./cmd/pesto` rewrites them.
+// and committed under dist/; `go test ./cmd/pesto -run
+// 'TestManPage|TestBashCompletion' -update` rewrites them (the package
+// before -update: go test passes what follows an unknown flag to the test).
 
 import (
 	"os"
@@ -44,7 +45,7 @@ func TestManPage(t *testing.T) {
 }
 
 func TestBashCompletion(t *testing.T) {
-	cmdlinetest.Golden(t, completionPath, pestoCommand.BashCompletion("pesto"))
+	cmdlinetest.Golden(t, completionPath, pestoCommand.BashCompletion("gopesto", "pesto"))
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "pasta.sock"), nil, 0o600); err != nil {
 		t.Fatal(err)

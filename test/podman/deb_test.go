@@ -31,13 +31,17 @@ const (
 var debFiles = []string{
 	"/etc/containers/containers.conf.d/50-gopasta.conf",
 	"/usr/bin/gopasta",
+	"/usr/bin/gopesto",
 	"/usr/libexec/gopasta",
 	"/usr/libexec/gopasta/pasta",
+	"/usr/libexec/gopasta/pesto",
 	"/usr/share/bash-completion/completions/gopasta",
+	"/usr/share/bash-completion/completions/gopesto",
 	"/usr/share/doc/gopasta",
 	"/usr/share/doc/gopasta/changelog.gz",
 	"/usr/share/doc/gopasta/copyright",
 	"/usr/share/man/man1/gopasta.1.gz",
+	"/usr/share/man/man1/gopesto.1.gz",
 }
 
 // buildDeb runs scripts/deb.sh and returns the package's path.
@@ -170,19 +174,27 @@ rm -r `+debInRootfs+`
 echo "status: $(dpkg-query -W -f '${Status} ${Version}' gopasta)"
 echo "files: $(dpkg -L gopasta | sort | tr '\n' ' ')"
 echo "version: $(gopasta --version)"
+echo "pesto: $(gopesto --version)"
 echo "link: $(readlink -f "$(command -v gopasta)")"
+echo "pesto link: $(readlink -f "$(command -v gopesto)")"
 echo "man: $(zcat /usr/share/man/man1/gopasta.1.gz | grep '^\.TH')"
+echo "pesto man: $(zcat /usr/share/man/man1/gopesto.1.gz | grep '^\.TH')"
 echo "completion: $(bash -c '. /usr/share/bash-completion/completions/gopasta && complete -p gopasta')"
+echo "pesto completion: $(bash -c '. /usr/share/bash-completion/completions/gopesto && complete -p gopesto')"
 echo "conffiles: $(dpkg-query -W -f '${Conffiles}' gopasta | awk '{ print $1 }')"
 `)
 	t.Logf("installed:\n%s", out)
 	want := map[string]string{
-		"status":     "install ok installed " + version,
-		"version":    "gopasta " + version,
-		"link":       gopastaDir + "/pasta",
-		"man":        `.TH PASTA 1`,
-		"completion": "complete -F _gopasta_pasta gopasta",
-		"conffiles":  "/etc/containers/containers.conf.d/50-gopasta.conf",
+		"status":           "install ok installed " + version,
+		"version":          "gopasta " + version,
+		"pesto":            "pesto (gopasta " + version + ")",
+		"link":             gopastaDir + "/pasta",
+		"pesto link":       gopastaDir + "/pesto",
+		"man":              `.TH PASTA 1`,
+		"pesto man":        `.TH PESTO 1`,
+		"completion":       "complete -F _gopasta_pasta gopasta",
+		"pesto completion": "complete -F _gopasta_pesto gopesto",
+		"conffiles":        "/etc/containers/containers.conf.d/50-gopasta.conf",
 	}
 	for key, w := range want {
 		if got := fieldsAfter(out, key+":"); !strings.HasPrefix(got, w) {

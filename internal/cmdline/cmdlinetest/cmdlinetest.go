@@ -41,10 +41,10 @@ func Golden(t testing.TB, path, want string) {
 	}
 	got, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
+		t.Fatalf("%v (go test PACKAGE -run %s -update writes it)", err, t.Name())
 	}
 	if string(got) != want {
-		t.Fatalf("%s is not what the option table gives: run go test -run %s -update, and commit it\n%s",
+		t.Fatalf("%s is not what the option table gives: run go test PACKAGE -run %s -update, and commit it\n%s",
 			path, t.Name(), firstDifference(string(got), want))
 	}
 }
