@@ -5,11 +5,13 @@ package e2e
 // mount and network namespaces and runs pasta for the network namespace.
 // RootlessKit is Debian sid's (2.0.2), taken from the sid root file system
 // that test/podman/env/build.sh makes (a Go program: it runs on this host
-// as it is); it needs newuidmap and subordinate IDs for the test user.
+// as it is; scripts/test.sh builds the rootfs before the tests); it needs
+// newuidmap and subordinate IDs for the test user.
 
 import (
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,36 +31,24 @@ const (
 	rkTimeout       = 3 * time.Minute
 )
 
-// podmanCache is where test/podman/env/build.sh keeps its root file systems.
-func podmanCache() string {
-	if c := os.Getenv("GOPASTA_PODMAN_CACHE"); c != "" {
-		return c
-	}
-	return "/var/cache/gopasta/podman"
-}
-
-// rootlessKit returns the rootlesskit binary of the sid root file system.
-func rootlessKit(t *testing.T) string {
+// sidDir is the folder of the sid root file system that
+// test/podman/env/build.sh makes (build.sh --dir sid says where).
+func sidDir(t *testing.T) string {
 	t.Helper()
-	rk := filepath.Join(podmanCache(), "sid", "rootfs", "usr", "bin", "rootlesskit")
-	if _, err := os.Stat(rk); err != nil {
-		sandbox.SkipOrFail(t, "no RootlessKit at "+rk+": run test/podman/env/build.sh sid")
+	root, err := sandbox.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return rk
-}
-
-// rkPastas are the pastas RootlessKit runs in turn: ours, and the C pasta
-// of Debian sid (2026-10-02), run on this host through the sid rootfs's
-// loader by build.sh's bin/pasta.
-func rkPastas(t *testing.T) map[string]string {
-	t.Helper()
-	pastas := map[string]string{"gopasta": sandbox.Binary(t)}
-	if c := filepath.Join(podmanCache(), "sid", "bin", "pasta"); fileExists(c) {
-		pastas["cpasta"] = c
-	} else {
-		sandbox.SkipOrFail(t, "no C pasta at "+c+": run test/podman/env/build.sh sid")
+	ctx := withTimeout(t, time.Minute)
+	res := sandbox.Run(exec.CommandContext(ctx, "bash", filepath.Join(root, "test", "podman", "env", "build.sh"), "--dir", "sid"))
+	if res.Err != nil {
+		t.Fatalf("build.sh --dir sid: %s", res)
 	}
-	return pastas
+	dir := strings.TrimSpace(res.Stdout)
+	if !fileExists(filepath.Join(dir, "rootfs", "usr", "bin", "rootlesskit")) || !fileExists(filepath.Join(dir, "bin", "pasta")) {
+		sandbox.SkipOrFail(t, "no sid root file system with RootlessKit at "+dir+": run test/podman/env/build.sh sid")
+	}
+	return dir
 }
 
 func fileExists(path string) bool {
@@ -99,10 +89,16 @@ exec "$REAL_PASTA" "$@"
 `
 
 func TestRootlessKit(t *testing.T) {
-	rk := rootlessKit(t)
-	tcpTool, udpTool := tcpToolProg.binary(t), udpToolProg.binary(t)
+	sandbox.RequireRoot(t)
 	sandbox.RequireTools(t, "newuidmap", "newgidmap", "mount", "awk")
-	for name, real := range rkPastas(t) {
+	sid := sidDir(t)
+	rk := filepath.Join(sid, "rootfs", "usr", "bin", "rootlesskit")
+	tcpTool, udpTool := tcpToolProg.binary(t), udpToolProg.binary(t)
+	// The pastas RootlessKit runs in turn: ours, and the C pasta of Debian
+	// sid (2026-10-02), run on this host through the sid rootfs's loader
+	// by build.sh's bin/pasta.
+	pastas := map[string]string{"gopasta": sandbox.Binary(t), "cpasta": filepath.Join(sid, "bin", "pasta")}
+	for name, real := range pastas {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			sb := sandbox.New(t)
