@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"gopasta/internal/cmdline/cmdlinetest"
 )
 
 // defaultConfig is what parseArgs returns for an empty command line.
@@ -587,16 +589,9 @@ func TestUsageText(t *testing.T) {
 			t.Errorf("usage text lacks %q", want)
 		}
 	}
-	words := map[string]bool{}
-	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == ',' || r == '\n' || r == '.' }) {
-		words[w] = true
-	}
 	for _, opt := range cmdOptions {
-		if !words["--"+opt.Long] {
+		if !cmdlinetest.HasOptionHelp(text, opt.Short, opt.Long) {
 			t.Errorf("usage text lacks --%s", opt.Long)
-		}
-		if opt.Short != 0 && !words["-"+string(opt.Short)] {
-			t.Errorf("usage text lacks -%c", opt.Short)
 		}
 	}
 	for i, line := range strings.Split(text, "\n") {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"gopasta/internal/cmdline/cmdlinetest"
 	"gopasta/internal/control"
 )
 
@@ -96,6 +97,11 @@ func TestHelpAndVersion(t *testing.T) {
 		"--json", "\nCHANGES\n", "\nPORT SPECIFICATIONS\n", "\nOUTPUT\n", "\nEXIT STATUS\n", "pesto -A -t 2000 -D -t 3000 -u 5000 PATH"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help lacks %q", want)
+		}
+	}
+	for i := range pestoOptions {
+		if opt := &pestoOptions[i]; !cmdlinetest.HasOptionHelp(help, opt.Short, opt.Long) {
+			t.Errorf("--help lacks --%s", opt.Long)
 		}
 	}
 	stdout.Reset()

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"gopasta/internal/cmdline/cmdlinetest"
 )
 
 // testConf is what the test command's options set.
@@ -113,6 +115,27 @@ Refused: -s, --socket, --socket-path.
 `
 	if got := testCommand().Usage(); got != want {
 		t.Errorf("Usage():\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestHasOptionHelp(t *testing.T) {
+	text := testCommand().Usage()
+	for _, tt := range []struct {
+		short rune
+		long  string
+		want  bool
+	}{
+		{'v', "verbose", true},
+		{0, "file-list-with-a-long-name", true},
+		{'s', "socket", true}, // in the refused list
+		{0, "socket-path", true},
+		{'x', "verbose", false},
+		{0, "file", false}, // listed with its short name
+		{0, "nope", false},
+	} {
+		if got := cmdlinetest.HasOptionHelp(text, tt.short, tt.long); got != tt.want {
+			t.Errorf("HasOptionHelp(-%c --%s) = %v, want %v", tt.short, tt.long, got, tt.want)
+		}
 	}
 }
 

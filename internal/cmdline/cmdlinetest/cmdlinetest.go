@@ -108,6 +108,18 @@ func RenderMan(t testing.TB, path string) string {
 	return stdout
 }
 
+// HasOptionHelp tells whether a --help text lists an option: a line that
+// starts with "-x, --long" or "--long" after the indentation, or, for an
+// option refused by name only, "--long" in a list.
+func HasOptionHelp(text string, short rune, long string) bool {
+	names := regexp.QuoteMeta("--" + long)
+	if short != 0 {
+		names = regexp.QuoteMeta("-"+string(short)+", ") + names
+	}
+	return regexp.MustCompile(`(?m)^\s+`+names+`(\s|$)`).MatchString(text) ||
+		regexp.MustCompile(`(?m)(^|[ ,:])`+regexp.QuoteMeta("--"+long)+`[,.]`).MatchString(text)
+}
+
 // HasOptionTag tells whether the rendered man page has the tag of an
 // option on a line of its own: "-l, --log-file PATH" or "--trace".
 func HasOptionTag(text string, short rune, long, arg string) bool {
