@@ -14,6 +14,10 @@ type fwdRange struct {
 	first    uint16     // first listening port, inclusive
 	last     uint16     // last listening port, inclusive
 	target   uint16     // port on the other side that first maps to
+	// targetAddr is the address on the other side ("toaddr" in pasta(1));
+	// invalid means the namespace's address (or the host's loopback for -T
+	// and -U).
+	targetAddr netip.Addr
 	// auto: a port gets a socket only while its target port is bound on
 	// the other side ("auto" in the spec, pasta(1)).
 	auto bool

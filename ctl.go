@@ -394,6 +394,9 @@ func wireRule(d fwdDir, r fwdRange) control.Rule {
 	if r.bindAddr.IsValid() {
 		w.Address = r.bindAddr.String()
 	}
+	if r.targetAddr.IsValid() {
+		w.TargetAddress = r.targetAddr.String()
+	}
 	return w
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
 	"gopasta/internal/control"
@@ -811,4 +814,125 @@ func FuzzControlRequest(f *testing.F) {
 			t.Fatal("a request bound a socket with TCP and UDP disabled")
 		}
 	})
+}
+
+// TestControlTargetAddress: a rule with a target address (pasta(1):
+// "toaddr"; Podman 6 gives the container's) sends its connections and
+// datagrams there, spliced and through the tap, instead of to the
+// namespace's own address.
+func TestControlTargetAddress(t *testing.T) {
+	target := netip.MustParseAddr("10.0.2.99")
+	t.Run("spliced", func(t *testing.T) {
+		cp := newCtlPasta(t, nil)
+		// The server listens on 127.0.0.2 only: the rule's target address.
+		l, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				c, err := l.AcceptTCP()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("echo:x"))
+				c.Close()
+			}
+		}()
+		s := uint16(l.Addr().(*net.TCPAddr).Port)
+		p := freePorts(t, 1)[0]
+		tables := cp.mustApply(add("tcp-ports", "127.0.0.1/"+itoa(p)+":127.0.0.2/"+itoa(s)))
+		findRule(t, tables, control.TableHost, "TCP [127.0.0.1]:"+itoa(p)+"  =>  127.0.0.2:"+itoa(s))
+		conn, err := cp.dial(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		got := await(cp.testPasta, 6*time.Second, func() string {
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(conn)
+			return string(b)
+		})
+		if got != "echo:x" {
+			t.Errorf("through the rule to 127.0.0.2: got %q", got)
+		}
+	})
+	t.Run("tcp-tap", func(t *testing.T) {
+		cp := newCtlPasta(t, func(c *config) { c.noSplice = true })
+		p := freePorts(t, 1)[0]
+		cp.mustApply(add("tcp-ports", "127.0.0.1/"+itoa(p)+":10.0.2.99/80"))
+		conn, err := cp.dial(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ip, syn := expectTCPFrame(t, cp.testPasta)
+		if dst := addrFrom4(ip.DstIP); dst != target || syn.DstPort != 80 || !syn.SYN {
+			t.Fatalf("pasta sent %s:%d %s, want a SYN to %s:80", dst, syn.DstPort, tcpFlagString(syn), target)
+		}
+		// Answer as 10.0.2.99, and take a line of data.
+		reply := func(flags string, seq, ack uint32, payload []byte) {
+			tcp := &layers.TCP{SrcPort: syn.DstPort, DstPort: syn.SrcPort, Seq: seq, Ack: ack, Window: 65535,
+				SYN: flags == "SA", ACK: true}
+			rip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: ip.DstIP, DstIP: ip.SrcIP}
+			_ = tcp.SetNetworkLayerForChecksum(rip)
+			cp.inject(ethToUs(layers.EthernetTypeIPv4), rip, tcp, gopacket.Payload(payload))
+		}
+		reply("SA", 5000, syn.Seq+1, nil)
+		await(cp.testPasta, 3*time.Second, func() error { _, err := conn.Write([]byte("ping")); return err })
+		for {
+			_, seg := expectTCPFrame(t, cp.testPasta)
+			if len(seg.Payload) > 0 {
+				if string(seg.Payload) != "ping" {
+					t.Errorf("data to the target address: %q", seg.Payload)
+				}
+				break
+			}
+		}
+	})
+	t.Run("udp-tap", func(t *testing.T) {
+		cp := newCtlPasta(t, func(c *config) { c.noSplice = true })
+		p := freePorts(t, 1)[0]
+		cp.mustApply(add("udp-ports", "127.0.0.1/"+itoa(p)+":10.0.2.99/7000"))
+		client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		if _, err := client.Write([]byte("query")); err != nil {
+			t.Fatal(err)
+		}
+		ip, u := expectUDP(t, cp.testPasta)
+		if dst := addrFrom4(ip.DstIP); dst != target || u.DstPort != 7000 || string(u.Payload) != "query" {
+			t.Fatalf("pasta sent %q to %s:%d, want \"query\" to %s:7000", u.Payload, dst, u.DstPort, target)
+		}
+		// The answer from the target address reaches the client.
+		uu := &layers.UDP{SrcPort: 7000, DstPort: u.SrcPort}
+		rip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: ip.DstIP, DstIP: ip.SrcIP}
+		_ = uu.SetNetworkLayerForChecksum(rip)
+		cp.inject(ethToUs(layers.EthernetTypeIPv4), rip, uu, gopacket.Payload("answer"))
+		got := await(cp.testPasta, 3*time.Second, func() string {
+			buf := make([]byte, 64)
+			_ = client.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _ := client.Read(buf)
+			return string(buf[:n])
+		})
+		if got != "answer" {
+			t.Errorf("the client got %q, want the target's answer", got)
+		}
+	})
+}
+
+// expectTCPFrame reads the next TCP segment pasta sends the guest.
+func expectTCPFrame(t *testing.T, tp *testPasta) (*layers.IPv4, *layers.TCP) {
+	t.Helper()
+	for {
+		pkt := tp.expectPacket()
+		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip != nil && tcp != nil {
+			return ip, tcp
+		}
+	}
 }

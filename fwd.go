@@ -115,6 +115,15 @@ func (ic *ipConf) guestDestination(src netip.Addr) netip.Addr {
 	return ic.addr
 }
 
+// guestTarget is the guest address an inbound flow from src goes to: the
+// rule's target address if it gives one, else guestDestination.
+func (ic *ipConf) guestTarget(src, targetAddr netip.Addr) netip.Addr {
+	if targetAddr.IsValid() {
+		return targetAddr
+	}
+	return ic.guestDestination(src)
+}
+
 // listener is a socket bound for a forwarded port: on the host for -t and
 // -u, in the namespace for -T and -U.
 type listener struct {
@@ -127,8 +136,16 @@ type listener struct {
 	ifname string     // bound interface, if any
 	port   uint16     // bound port
 	target uint16     // port on the other side
-	auto   bool       // opened by the auto scan
+	// targetAddr is the address on the other side, if the rule gives one
+	// (pasta(1): "toaddr"); else the namespace's address, or the host's
+	// loopback for -T and -U.
+	targetAddr netip.Addr
+	auto       bool // opened by the auto scan
 }
+
+// to is where the listener's connections go: the target port, and the
+// target address if the rule gives one (invalid otherwise).
+func (l *listener) to() netip.AddrPort { return netip.AddrPortFrom(l.targetAddr, l.target) }
 
 // fwdDir is one of the four forwarding options: a protocol, and whether
 // ports are bound in the namespace (-T, -U) or on the host (-t, -u).
@@ -243,11 +260,11 @@ func (c *ctx) listenerReadable(i int) {
 		}
 		switch {
 		case l.inNs:
-			c.spliceOutbound(fd, peer, l.target, l.rule)
+			c.spliceOutbound(fd, peer, l.to(), l.rule)
 		case c.spliceable(peer.Addr()):
-			c.spliceInbound(fd, peer, l.target, l.rule)
+			c.spliceInbound(fd, peer, l.to(), l.rule)
 		default:
-			c.tcpInbound(fd, peer, l.target, l.rule)
+			c.tcpInbound(fd, peer, l.to(), l.rule)
 		}
 	}
 }
@@ -427,7 +444,7 @@ func (c *ctx) followBound(slot int, bound, open *portSet) {
 			continue
 		}
 		for _, a := range c.bindAddrs(r.dir, r.bindAddr) {
-			li, err := c.openListener(r.dir, netip.AddrPortFrom(a, uint16(p)), r.bindIf, target)
+			li, err := c.openListener(r.dir, netip.AddrPortFrom(a, uint16(p)), r.bindIf, netip.AddrPortFrom(r.targetAddr, target))
 			if err != nil {
 				if debugOn() {
 					debugf("auto: %s port %d: %v", r.dir.option, p, err)

@@ -146,7 +146,7 @@ func TestInboundDestination(t *testing.T) {
 // --no-splice, so that local clients take the tap) and returns its port.
 func forwardedPort(t *testing.T, tp *testPasta, target uint16) uint16 {
 	t.Helper()
-	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", target)
+	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, target))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -353,7 +353,7 @@ func (c *ctx) ruleSockets(planned int, p plannedRule, handover map[socketKey]int
 				got = append(got, ps)
 				continue
 			}
-			li, err := c.openListener(p.dir, netip.AddrPortFrom(a, uint16(port)), p.r.bindIf, target)
+			li, err := c.openListener(p.dir, netip.AddrPortFrom(a, uint16(port)), p.r.bindIf, netip.AddrPortFrom(p.r.targetAddr, target))
 			if err != nil {
 				if firstErr == nil {
 					firstErr = err
@@ -403,7 +403,7 @@ func (c *ctx) installPlan(plan []plannedRule, kept map[int]bool, pending []pendi
 	}
 	for _, ps := range pending {
 		l := &c.listeners[ps.listener]
-		l.rule, l.target, l.auto = refOf(slots[ps.planned]), ps.target, false
+		l.rule, l.target, l.targetAddr, l.auto = refOf(slots[ps.planned]), ps.target, plan[ps.planned].r.targetAddr, false
 	}
 }
 
@@ -462,8 +462,9 @@ func (c *ctx) bindAddrs(d fwdDir, addr netip.Addr) []netip.Addr {
 }
 
 // openListener opens one listening (TCP) or bound (UDP) socket, on the
-// host or in the namespace, and registers it, for no rule yet.
-func (c *ctx) openListener(d fwdDir, ap netip.AddrPort, ifname string, target uint16) (int, error) {
+// host or in the namespace, and registers it, for no rule yet. Its
+// connections go to the port of to, and its address if valid.
+func (c *ctx) openListener(d fwdDir, ap netip.AddrPort, ifname string, to netip.AddrPort) (int, error) {
 	fd := -1
 	open := func() (err error) {
 		fd, err = boundSocket(d.proto, ap, ifname, c.cfg.freebind)
@@ -484,13 +485,13 @@ func (c *ctx) openListener(d fwdDir, ap netip.AddrPort, ifname string, target ui
 	}
 	idx := c.freeListenerSlot()
 	c.listeners[idx] = listener{fd: fd, proto: d.proto, inNs: d.inNs, v6: ap.Addr().Is6(),
-		addr: ap.Addr(), ifname: ifname, port: ap.Port(), target: target}
+		addr: ap.Addr(), ifname: ifname, port: ap.Port(), target: to.Port(), targetAddr: to.Addr()}
 	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kind, idx)); err != nil {
 		c.closeListener(idx)
 		return -1, err
 	}
 	if debugOn() {
-		debugf("%s: forwarding %s to port %d", d.option, ap, target)
+		debugf("%s: forwarding %s to %s", d.option, ap, to)
 	}
 	return idx, nil
 }

@@ -43,7 +43,8 @@ const (
 type portItem struct {
 	exclude     bool
 	first, last int
-	target      int // port that first maps to; unused for exclusions
+	target      int        // port that first maps to; unused for exclusions
+	toAddr      netip.Addr // target address, if given
 }
 
 // portSet is a set of port numbers.
@@ -155,13 +156,20 @@ func parsePortList(spec string) ([]fwdRange, error) {
 	var includes []portItem
 	var excluded portSet
 	auto, all := false, false
+	var allTo netip.Addr // all:ADDR
 	for field := range strings.SplitSeq(list, ",") {
-		switch field {
-		case "auto":
-			auto = true
-			continue
-		case "all":
+		if rest, isAll := strings.CutPrefix(field, "all"); isAll && (rest == "" || rest[0] == ':') {
 			all = true
+			if rest != "" {
+				var ok bool
+				if allTo, ok = parseBindAddr(rest[1:]); !ok {
+					return nil, fmt.Errorf("invalid target address '%s'", rest[1:])
+				}
+			}
+			continue
+		}
+		if field == "auto" {
+			auto = true
 			continue
 		}
 		it, err := parsePortItem(field)
@@ -179,18 +187,21 @@ func parsePortList(spec string) ([]fwdRange, error) {
 	}
 	bestEffort := len(includes) == 0
 	if bestEffort {
-		includes = nonEphemeralItems()
+		includes = nonEphemeralItems(allTo)
 	}
 	var seen portSet
 	var ranges []fwdRange
 	for _, it := range includes {
+		if err := checkTargetAddr(addr, it.toAddr); err != nil {
+			return nil, err
+		}
 		for p := it.first; p <= it.last; p++ {
 			if seen.has(p) {
 				return nil, fmt.Errorf("port %d given more than once", p)
 			}
 			seen.add(p)
 		}
-		base := fwdRange{bindAddr: addr, bindIf: ifname, auto: auto, bestEffort: bestEffort}
+		base := fwdRange{bindAddr: addr, bindIf: ifname, targetAddr: it.toAddr, auto: auto, bestEffort: bestEffort}
 		ranges = append(ranges, itemRanges(it, &excluded, base)...)
 	}
 	return ranges, nil
@@ -216,24 +227,40 @@ func itemRanges(it portItem, excluded *portSet, base fwdRange) []fwdRange {
 }
 
 // nonEphemeralItems lists the ports outside the ephemeral range: what
-// "all" and "auto" cover.
-func nonEphemeralItems() []portItem {
+// "all" and "auto" cover; to a target address, if given.
+func nonEphemeralItems(to netip.Addr) []portItem {
 	lo, hi := ephemeralPortRange()
 	var items []portItem
 	if lo > 1 {
-		items = append(items, portItem{first: 1, last: lo - 1, target: 1})
+		items = append(items, portItem{first: 1, last: lo - 1, target: 1, toAddr: to})
 	}
 	if hi < maxPort {
-		items = append(items, portItem{first: hi + 1, last: maxPort, target: hi + 1})
+		items = append(items, portItem{first: hi + 1, last: maxPort, target: hi + 1, toAddr: to})
 	}
 	return items
+}
+
+// checkTargetAddr refuses a target address whose family the binding does
+// not fix: a socket bound to any address of both families takes clients
+// of both, and a connection can't change family on its way (the C pasta
+// refuses these too).
+func checkTargetAddr(bind, to netip.Addr) error {
+	switch {
+	case !to.IsValid():
+		return nil
+	case !bind.IsValid():
+		return fmt.Errorf("target address %s needs a listening address of its family (0.0.0.0/ or [::]/)", to)
+	case bind.Is4() != to.Is4():
+		return fmt.Errorf("target address %s and listening address %s are of different families", to, bind)
+	}
+	return nil
 }
 
 // splitBindPrefix splits the optional "ADDR/", "ADDR%IF/" or "%IF/" prefix
 // off spec. An invalid address means any address.
 func splitBindPrefix(spec string) (addr netip.Addr, ifname, list string, err error) {
 	prefix, list, found := strings.Cut(spec, "/")
-	if !found {
+	if !found || targetWithoutBinding(prefix) {
 		return netip.Addr{}, "", spec, nil
 	}
 	addrText, ifname, hasIf := strings.Cut(prefix, "%")
@@ -253,6 +280,19 @@ func splitBindPrefix(spec string) (addr netip.Addr, ifname, list string, err err
 	return addr, ifname, list, nil
 }
 
+// targetWithoutBinding tells whether the text before the first '/' of a
+// spec is the start of an item with a target address ("8080:10.0.0.2" of
+// "8080:10.0.0.2/80") rather than a binding: it has a colon, isn't an
+// address, and has no brackets or interface. Like the C pasta, text that
+// is an IPv6 address is a binding: "8080:fd00::2/80" binds 8080:fd00::2.
+func targetWithoutBinding(prefix string) bool {
+	if !strings.Contains(prefix, ":") || strings.ContainsAny(prefix, "[]%") {
+		return false
+	}
+	_, isAddr := parseBindAddr(prefix)
+	return !isAddr
+}
+
 // parseBindAddr parses an IPv4 or IPv6 address, optionally in brackets.
 func parseBindAddr(s string) (netip.Addr, bool) {
 	if inner, bracketed := strings.CutPrefix(s, "["); bracketed {
@@ -264,7 +304,8 @@ func parseBindAddr(s string) (netip.Addr, bool) {
 	return addr, err == nil && addr.Zone() == ""
 }
 
-// parsePortItem parses one list element: [~]P[-P2][:T[-T2]].
+// parsePortItem parses one list element: [~]P[-P2][:[ADDR/]T[-T2]] or
+// P[-P2]:ADDR (pasta(1): the target ports, address, or both).
 func parsePortItem(field string) (portItem, error) {
 	var it portItem
 	ports, exclude := strings.CutPrefix(field, "~")
@@ -281,6 +322,10 @@ func parsePortItem(field string) (portItem, error) {
 	if !hasTarget {
 		return it, nil
 	}
+	var portsGiven bool
+	if it.toAddr, dst, portsGiven, err = splitTargetAddr(dst); err != nil || !portsGiven {
+		return it, err // an error, or a target address alone: the same ports there
+	}
 	tFirst, tLast, err := parsePortRange(dst)
 	if err != nil {
 		return it, err
@@ -291,6 +336,23 @@ func parsePortItem(field string) (portItem, error) {
 	}
 	it.target = tFirst
 	return it, nil
+}
+
+// splitTargetAddr splits the target of an item, after the ':', into its
+// address (optionally in brackets) and its ports: "ADDR/PORTS", "PORTS",
+// or "ADDR" alone (then portsGiven is false: the listening ports go there).
+func splitTargetAddr(target string) (addr netip.Addr, ports string, portsGiven bool, err error) {
+	if i := strings.LastIndexByte(target, '/'); i >= 0 {
+		addr, ok := parseBindAddr(target[:i])
+		if !ok {
+			return netip.Addr{}, "", false, fmt.Errorf("invalid target address '%s'", target[:i])
+		}
+		return addr, target[i+1:], true, nil
+	}
+	if addr, ok := parseBindAddr(target); ok {
+		return addr, "", false, nil
+	}
+	return netip.Addr{}, target, true, nil
 }
 
 // parsePortRange parses P or P1-P2.

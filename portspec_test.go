@@ -40,6 +40,12 @@ func autoSpec(t *testing.T) fwdSpec {
 	return s
 }
 
+// toR sets a rule's target address.
+func toR(r fwdRange, addr string) fwdRange {
+	r.targetAddr = netip.MustParseAddr(addr)
+	return r
+}
+
 // autoR and effortR set a rule's flags.
 func autoR(r fwdRange) fwdRange   { r.auto = true; return r }
 func effortR(r fwdRange) fwdRange { r.bestEffort = true; return r }
@@ -58,6 +64,9 @@ func showRanges(ranges []fwdRange) string {
 		}
 		if r.bestEffort {
 			flags += ",best-effort"
+		}
+		if r.targetAddr.IsValid() {
+			flags += ",to=" + r.targetAddr.String()
 		}
 		parts = append(parts, fmt.Sprintf("%s%d-%d:%d%s", where, r.first, r.last, r.target, flags))
 	}
@@ -124,6 +133,15 @@ func TestParsePortSpec(t *testing.T) {
 		{"0.0.0.0/22", portList(boundR("0.0.0.0", "", 22, 22, 22))},
 		{"::/22", portList(boundR("::", "", 22, 22, 22))},
 		{"[::]/8080", portList(boundR("::", "", 8080, 8080, 8080))},
+		// Target addresses (pasta(1) 2026: "toaddr"), as Podman 6 gives them.
+		{"0.0.0.0/8080:10.89.0.2/80", portList(toR(boundR("0.0.0.0", "", 8080, 8080, 80), "10.89.0.2"))},
+		{"[::]/8080:fd00::2/80", portList(toR(boundR("::", "", 8080, 8080, 80), "fd00::2"))},
+		{"[::]/8080:[fd00::2]/80", portList(toR(boundR("::", "", 8080, 8080, 80), "fd00::2"))},
+		{"0.0.0.0/8000-8004:10.0.0.2/80-84", portList(toR(boundR("0.0.0.0", "", 8000, 8004, 80), "10.0.0.2"))},
+		{"0.0.0.0/8000-8001:10.0.0.2", portList(toR(boundR("0.0.0.0", "", 8000, 8001, 8000), "10.0.0.2"))},
+		{"0.0.0.0/8000,8001:10.0.0.3", portList(boundR("0.0.0.0", "", 8000, 8000, 8000), toR(boundR("0.0.0.0", "", 8001, 8001, 8001), "10.0.0.3"))},
+		{"127.0.0.1/443:10.0.0.2/443,~443", portList()},
+		{"8080:fd00::2/80", portList(boundR("8080:fd00::2", "", 80, 80, 80))}, // an address, as in the C pasta
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -158,6 +176,8 @@ func TestParsePortSpecAllAndExclusionsOnly(t *testing.T) {
 		{"all", portList(effortR(fwdR(1, lo-1, 1)), effortR(fwdR(hi+1, maxPort, hi+1)))},
 		{"auto", portList(autoR(effortR(fwdR(1, lo-1, 1))), autoR(effortR(fwdR(hi+1, maxPort, hi+1))))},
 		{"::1/all", portList(effortR(boundR("::1", "", 1, lo-1, 1)), effortR(boundR("::1", "", hi+1, maxPort, hi+1)))},
+		{"127.0.0.6/all:192.0.2.6", portList(toR(effortR(boundR("127.0.0.6", "", 1, lo-1, 1)), "192.0.2.6"),
+			toR(effortR(boundR("127.0.0.6", "", hi+1, maxPort, hi+1)), "192.0.2.6"))},
 		{"192.0.2.2/auto", portList(autoR(effortR(boundR("192.0.2.2", "", 1, lo-1, 1))), autoR(effortR(boundR("192.0.2.2", "", hi+1, maxPort, hi+1))))},
 		{"auto,~22", portList(autoR(effortR(fwdR(1, 21, 1))), autoR(effortR(fwdR(23, lo-1, 23))), autoR(effortR(fwdR(hi+1, maxPort, hi+1))))},
 		{"~22", portList(effortR(fwdR(1, 21, 1)), effortR(fwdR(23, lo-1, 23)), effortR(fwdR(hi+1, maxPort, hi+1)))},
@@ -222,6 +242,16 @@ func TestParsePortSpecErrors(t *testing.T) {
 		{"NONE", "invalid port spec 'NONE': invalid port 'NONE'"},
 		{"AUTO", "invalid port spec 'AUTO': invalid port 'AUTO'"},
 		{"all,22", "invalid port spec 'all,22': 'all' can't be combined with ports or 'auto'"},
+		{"8080:10.0.0.2/80", "invalid port spec '8080:10.0.0.2/80': target address 10.0.0.2 needs a listening address of its family (0.0.0.0/ or [::]/)"},
+		{"22:192.0.2.5", "invalid port spec '22:192.0.2.5': target address 192.0.2.5 needs a listening address of its family (0.0.0.0/ or [::]/)"},
+		{"all:192.0.2.6", "invalid port spec 'all:192.0.2.6': target address 192.0.2.6 needs a listening address of its family (0.0.0.0/ or [::]/)"},
+		{"%eth0/22:192.0.2.5", "invalid port spec '%eth0/22:192.0.2.5': target address 192.0.2.5 needs a listening address of its family (0.0.0.0/ or [::]/)"},
+		{"0.0.0.0/8080:fd00::2/80", "invalid port spec '0.0.0.0/8080:fd00::2/80': target address fd00::2 and listening address 0.0.0.0 are of different families"},
+		{"0.0.0.0/8080:10.0.0/80", "invalid port spec '0.0.0.0/8080:10.0.0/80': invalid target address '10.0.0'"},
+		{"0.0.0.0/8080:10.0.0.2/", "invalid port spec '0.0.0.0/8080:10.0.0.2/': invalid port ''"},
+		{"0.0.0.0/all:x", "invalid port spec '0.0.0.0/all:x': invalid target address 'x'"},
+		{"0.0.0.0/~80:10.0.0.2", "invalid port spec '0.0.0.0/~80:10.0.0.2': excluded ports '~80:10.0.0.2' can't have a target"},
+		{"0.0.0.0/8000-8001:10.0.0.2/80", "invalid port spec '0.0.0.0/8000-8001:10.0.0.2/80': target range '80' doesn't match the length of '8000-8001'"},
 		{"auto,all", "invalid port spec 'auto,all': 'all' can't be combined with ports or 'auto'"},
 		{"none,22", "invalid port spec 'none,22': invalid port 'none'"},
 	}

@@ -46,18 +46,37 @@ func (c *ctx) spliceable(peer netip.Addr) bool {
 	return !c.cfg.noSplice && peer.IsLoopback()
 }
 
-// nsTarget is where a spliced flow connects in the namespace: its own
-// address, or its loopback with --host-lo-to-ns-lo.
-func (c *ctx) nsTarget(family netip.Addr, port uint16) (netip.AddrPort, bool) {
-	if c.cfg.hostLoToNsLo {
-		if family.Is4() {
-			return netip.AddrPortFrom(loopback4, port), true
-		}
-		return netip.AddrPortFrom(loopback6, port), true
+// nsTarget is where a spliced flow connects in the namespace: the rule's
+// target address if it gives one, else the namespace's own address, or its
+// loopback with --host-lo-to-ns-lo; at the target port.
+func (c *ctx) nsTarget(family netip.Addr, to netip.AddrPort) (netip.AddrPort, bool) {
+	switch {
+	case to.Addr().IsValid():
+		return to, true
+	case c.cfg.hostLoToNsLo:
+		return netip.AddrPortFrom(loopbackOf(family), to.Port()), true
 	}
 	ic := c.ipConfFor(family)
 	a := ic.guestDestination(netip.Addr{})
-	return netip.AddrPortFrom(a, port), a.IsValid()
+	return netip.AddrPortFrom(a, to.Port()), a.IsValid()
+}
+
+// hostTarget is where a -T or -U flow from a client at peer goes on the
+// host: the rule's target address if it gives one, else the host's
+// loopback of the client's family; at the target port.
+func hostTarget(peer netip.Addr, to netip.AddrPort) netip.AddrPort {
+	if to.Addr().IsValid() {
+		return to
+	}
+	return netip.AddrPortFrom(loopbackOf(peer), to.Port())
+}
+
+// loopbackOf is the loopback address of the family of a.
+func loopbackOf(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return loopback4
+	}
+	return loopback6
 }
 
 // nsSocket makes a non-blocking socket in the namespace, connected (or
@@ -87,8 +106,8 @@ func (c *ctx) nsSocket(typ int, dst netip.AddrPort) (int, error) {
 
 // spliceInbound joins a connection accepted on the host's loopback for a
 // -t port to a new connection in the namespace.
-func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
-	dst, ok := c.nsTarget(peer.Addr(), target)
+func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, to netip.AddrPort, rule ruleRef) {
+	dst, ok := c.nsTarget(peer.Addr(), to)
 	if !ok || !c.makeRoom(poolSplice) {
 		closeWithReset(fd)
 		return
@@ -105,12 +124,10 @@ func (c *ctx) spliceInbound(fd int, peer netip.AddrPort, target uint16, rule rul
 }
 
 // spliceOutbound joins a connection accepted in the namespace for a -T
-// port to a new connection to the same port on the host's loopback.
-func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
-	dst := netip.AddrPortFrom(loopback6, target)
-	if peer.Addr().Is4() {
-		dst = netip.AddrPortFrom(loopback4, target)
-	}
+// port to a new connection to the target port on the host's loopback (or
+// the rule's target address).
+func (c *ctx) spliceOutbound(fd int, peer netip.AddrPort, to netip.AddrPort, rule ruleRef) {
+	dst := hostTarget(peer.Addr(), to)
 	if !c.makeRoom(poolSplice) {
 		closeWithReset(fd)
 		return
@@ -397,13 +414,9 @@ func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool
 // listener l go.
 func (c *ctx) udpSpliceSocket(l *listener, from netip.AddrPort) (int, error) {
 	if l.inNs {
-		dst := netip.AddrPortFrom(loopback6, l.target)
-		if from.Addr().Is4() {
-			dst = netip.AddrPortFrom(loopback4, l.target)
-		}
-		return hostSocket(unix.SOCK_DGRAM, dst)
+		return hostSocket(unix.SOCK_DGRAM, hostTarget(from.Addr(), l.to()))
 	}
-	dst, ok := c.nsTarget(from.Addr(), l.target)
+	dst, ok := c.nsTarget(from.Addr(), l.to())
 	if !ok {
 		return -1, errors.New("no namespace address")
 	}

@@ -54,7 +54,7 @@ func TestSpliceTCPLoopback(t *testing.T) {
 		c.Close()
 	}()
 	tp := newSpliceTestPasta(t)
-	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", serverPort)
+	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, serverPort))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestSpliceTCPLoopback(t *testing.T) {
 func TestSpliceUDPLoopback(t *testing.T) {
 	_, serverPort := udpEchoServer(t)
 	tp := newSpliceTestPasta(t)
-	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", serverPort)
+	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, serverPort))
 	if err != nil {
 		t.Fatal(err)
 	}

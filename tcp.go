@@ -1015,11 +1015,13 @@ func (c *ctx) finishL4Frame(buf []byte, src, dst netip.Addr, proto uint8, l4, le
 }
 
 // tcpInbound starts a forwarded connection accepted on the host: a SYN to
-// the guest, from the peer's address as the guest may see it.
-func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, target uint16, rule ruleRef) {
+// the guest (at its address, or the rule's target address), from the
+// peer's address as the guest may see it.
+func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, to netip.AddrPort, rule ruleRef) {
+	target := to.Port()
 	ic := c.ipConfFor(peer.Addr())
 	src, ok := c.inboundSource(peer.Addr())
-	dst := ic.guestDestination(src)
+	dst := ic.guestTarget(src, to.Addr())
 	if !ic.enabled || !ok || !dst.IsValid() {
 		c.warnRateLimited(warnNoSource, "forwarded TCP connection from %s to port %d: no address to forward it from or to, reset", peer, target)
 		closeWithReset(fd)

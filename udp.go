@@ -357,7 +357,7 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	l := &c.listeners[li]
 	ic := c.ipConfFor(from.Addr())
 	src, ok := c.inboundSource(from.Addr())
-	dst := ic.guestDestination(src)
+	dst := ic.guestTarget(src, l.targetAddr)
 	if !ic.enabled || !ok || !dst.IsValid() {
 		// A UDP sender can't be told: without raw sockets pasta can't
 		// send it an ICMP error. The C pasta drops these silently.

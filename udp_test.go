@@ -163,7 +163,7 @@ func TestUDPInboundForwarding(t *testing.T) {
 // loopback, which it returns.
 func sendToForwardedUDPPort(t *testing.T, tp *testPasta, target uint16, payload string) *net.UDPConn {
 	t.Helper()
-	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", target)
+	li, err := tp.c.openListener(dirUDP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, target))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,18 +172,27 @@ func TestPestoChanges(t *testing.T) {
 	})
 }
 
-// TestPestoPodmanArgs: the changes Podman 6 makes for a container with
-// -p 8080:80 (the rootless bridge with rootless_port_forwarder="pasta"),
-// on a pasta started as Podman starts it.
+// TestPestoPodmanArgs: the changes Podman 6.1 makes for a container with
+// -p 8080:8000 on a rootless bridge network (rootless_port_forwarder =
+// "pasta"): rules with the container's addresses as targets, on a pasta
+// started as Podman starts it. The "container" is an address of the
+// namespace's loopback here.
 func TestPestoPodmanArgs(t *testing.T) {
 	tcp := tcpToolProg.binary(t)
 	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		opts := []string{"--no-map-gw", "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--quiet"}
-		r := startPestoRig(t, m, sb, opts, 1, tcp, "serve", "-name", "NS", "-l", ":8080")
-		r.mustPesto("--add", "-t", "0.0.0.0/8080", "-t", "[::]/8080")
-		r.expectRules("TCP [0.0.0.0]:8080  =>  8080", "TCP [::]:8080  =>  8080")
-		r.reaches(tcp, "8080", "8080")
-		r.mustPesto("--delete", "-t", "0.0.0.0/8080", "-t", "[::]/8080")
+		script := "ip addr add 10.89.0.2/32 dev lo && ip -6 addr add fd00::2/128 dev lo nodad && exec " +
+			tcp + " serve -name NS -l 10.89.0.2:8000 -l [fd00::2]:8000"
+		r := startPestoRig(t, m, sb, opts, 1, "sh", "-c", script)
+		add := []string{"--add", "-t", "0.0.0.0/8080:10.89.0.2/8000", "-t", "[::]/8080:fd00::2/8000"}
+		r.mustPesto(add...)
+		r.expectRules("TCP [0.0.0.0]:8080  =>  10.89.0.2:8000", "TCP [::]:8080  =>  fd00::2:8000")
+		r.reaches(tcp, "8080", "8000")
+		// Adding them again is refused, as the C pasta does.
+		if res := r.pesto(add...); res.ExitCode != 1 {
+			t.Errorf("the same rules added twice: exit %d", res.ExitCode)
+		}
+		r.mustPesto(append([]string{"--delete"}, add[1:]...)...)
 		r.expectRules()
 		if got := r.probe(tcp, "8080"); got != "refused" {
 			t.Errorf("port 8080 after Podman's deletion: %s, want refused", got)

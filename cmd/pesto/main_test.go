@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -77,12 +78,31 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"-t"}, "pesto: option requires an argument -- 't'\n"},
 		{[]string{"-t", "", "P"}, "pesto: --tcp-ports: invalid port spec ''\n"},
 		{[]string{"--show=1", "P"}, "pesto: option '--show' doesn't allow an argument\n"},
-		{[]string{"/nonexistent/pasta.sock"}, "pesto: /nonexistent/pasta.sock: dial unix /nonexistent/pasta.sock: connect: no such file or directory\n"},
+		{[]string{"/nonexistent/pasta.sock"}, "pesto: /nonexistent/pasta.sock: connect: no such file or directory\n"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
 		if rc := run(tt.args, &stdout, &stderr); rc != 1 || stderr.String() != tt.want || stdout.Len() != 0 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1, nothing, %q", tt.args, rc, stdout.String(), stderr.String(), tt.want)
+		}
+	}
+}
+
+// TestNoCLibrary checks that pesto links no C code (package net would pull
+// in the C library): it is a static binary that runs anywhere, in
+// Podman's helper_binaries_dir of any distribution.
+func TestNoCLibrary(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go"
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == "runtime/cgo" || pkg == "net" {
+			t.Errorf("pesto depends on %s", pkg)
 		}
 	}
 }

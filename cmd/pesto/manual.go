@@ -107,7 +107,8 @@ now ("listening: none" if none has).
 --json prints a JSON object instead: "socket" (PATH), "tables" (the tables
 now) and, with --show and changes, "before". A table has "name" and
 "rules"; a rule has "proto" ("tcp" or "udp"), "address" and "interface"
-(absent for any), "first", "last" and "target" (ports), "auto" and
+(absent for any), "first", "last" and "target" (ports), "target_address"
+(absent for the namespace's own, or the host's loopback), "auto" and
 "best_effort" (absent when false), "listening" (the ports with a socket
 now, as comma-separated ranges), "sockets", and "counters" with
 "connections", "flows", "bytes_in", "bytes_out", "datagrams_in" and

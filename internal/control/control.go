@@ -10,9 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -77,14 +78,17 @@ type Table struct {
 // Address and Interface (any if empty), forwarded to Target to
 // Target+Last-First on the other side.
 type Rule struct {
-	Proto      string `json:"proto"` // "tcp" or "udp"
-	Address    string `json:"address,omitempty"`
-	Interface  string `json:"interface,omitempty"`
-	First      uint16 `json:"first"`
-	Last       uint16 `json:"last"`
-	Target     uint16 `json:"target"`
-	Auto       bool   `json:"auto,omitempty"`        // ports follow the other side
-	BestEffort bool   `json:"best_effort,omitempty"` // ports that can't be bound are skipped
+	Proto     string `json:"proto"` // "tcp" or "udp"
+	Address   string `json:"address,omitempty"`
+	Interface string `json:"interface,omitempty"`
+	First     uint16 `json:"first"`
+	Last      uint16 `json:"last"`
+	Target    uint16 `json:"target"`
+	// TargetAddress is the address on the other side the ports go to, if
+	// the rule gives one; else the namespace's (or the host's loopback).
+	TargetAddress string `json:"target_address,omitempty"`
+	Auto          bool   `json:"auto,omitempty"`        // ports follow the other side
+	BestEffort    bool   `json:"best_effort,omitempty"` // ports that can't be bound are skipped
 	// Listening lists the ports that have a socket now, as comma-separated
 	// ranges ("8000,8005-8007"); empty if none.
 	Listening string   `json:"listening"`
@@ -122,31 +126,81 @@ func Encode(msg any) []byte {
 }
 
 // Do sends a request to the control socket at path and returns the
-// response, giving up after timeout.
+// response, giving up after timeout. It uses the socket calls directly,
+// not package net, so that pesto needs no C library.
 func Do(path string, req *Request, timeout time.Duration) (*Response, error) {
 	req.Protocol, req.Version = Protocol, Version
-	conn, err := net.DialTimeout("unix", path, timeout)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
-		return nil, err
+	defer unix.Close(fd)
+	// SO_SNDTIMEO bounds connect too, while pasta's backlog is full
+	// (unix(7)); SO_RCVTIMEO bounds each read.
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	for _, opt := range []int{unix.SO_SNDTIMEO, unix.SO_RCVTIMEO} {
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, opt, &tv); err != nil {
+			return nil, err
+		}
 	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
 	// pasta may answer (and hang up) before taking the request, to refuse
 	// a client: its answer counts more than the failed write.
-	_, werr := conn.Write(Encode(req))
-	data, rerr := io.ReadAll(io.LimitReader(conn, maxResponse))
+	werr := writeAll(fd, Encode(req))
+	data, rerr := readAll(fd, deadline)
 	resp, err := decodeResponse(data)
 	switch {
 	case err == nil:
 		return resp, nil
 	case werr != nil:
-		return nil, werr
+		return nil, fmt.Errorf("write: %w", werr)
 	case rerr != nil:
-		return nil, rerr
+		return nil, fmt.Errorf("read: %w", rerr)
 	}
 	return nil, err
+}
+
+// writeAll writes all of b.
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// readAll reads until the end of the stream, at most maxResponse bytes
+// and until deadline.
+func readAll(fd int, deadline time.Time) ([]byte, error) {
+	var data []byte
+	buf := make([]byte, 64<<10)
+	for len(data) < maxResponse {
+		if time.Now().After(deadline) {
+			return data, unix.ETIMEDOUT
+		}
+		n, err := unix.Read(fd, buf)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return data, unix.ETIMEDOUT // SO_RCVTIMEO passed
+		case err != nil:
+			return data, err
+		case n == 0:
+			return data, nil
+		}
+		data = append(data, buf[:n]...)
+	}
+	return data, nil
 }
 
 // decodeResponse reads a response, which must be complete.
@@ -190,8 +244,11 @@ func RuleText(table string, r *Rule) string {
 	if ifname != "" {
 		ifname = "%" + ifname
 	}
-	s := fmt.Sprintf("%s [%s]%s:%s  =>  %s", strings.ToUpper(r.Proto), addr, ifname,
-		portRange(r.First, r.Last), portRange(r.Target, r.Target+(r.Last-r.First)))
+	to := portRange(r.Target, r.Target+(r.Last-r.First))
+	if r.TargetAddress != "" {
+		to = r.TargetAddress + ":" + to
+	}
+	s := fmt.Sprintf("%s [%s]%s:%s  =>  %s", strings.ToUpper(r.Proto), addr, ifname, portRange(r.First, r.Last), to)
 	var flags []string
 	if r.BestEffort {
 		flags = append(flags, "(best effort)")

@@ -17,14 +17,20 @@ none
   (SO_BINDTODEVICE, Linux 5.7 or later), or both. LIST is a
   comma-separated list of the items below.
 
-PORT[-LAST][:TARGET[-TARGET_LAST]]
+PORT[-LAST][:[TOADDR/]TARGET[-TARGET_LAST]]
   Listen on PORT (or PORT to LAST) and forward to the same port, or to
-  TARGET (and the ports after it) on the other side.
+  TARGET (and the ports after it) on the other side: at its own address
+  (for -T and -U, the host's loopback), or at TOADDR, an IPv4 or IPv6
+  address there, in brackets or not. A target address needs a listening
+  address of its family, 0.0.0.0/ or [::]/ for any.
+
+PORT[-LAST]:TOADDR
+  The same ports, at TOADDR.
 
 ~PORT[-LAST]
   Exclude PORT (or PORT to LAST) from what the list forwards.
 
-all
+all[:TOADDR]
   Every port that is not in the kernel's ephemeral range
   (/proc/sys/net/ipv4/ip_local_port_range): what a list without ports, or
   with exclusions only, forwards. Ports that can't be bound are then
@@ -63,6 +69,11 @@ const SpecExamples = `Examples:
 
 -t 127.0.0.1/8080
   Port 8080 of the host's loopback only.
+
+-t 0.0.0.0/8080:10.89.0.2/80
+  Port 8080 of the host's IPv4 addresses to port 80 of 10.89.0.2, an
+  address behind the namespace (a container on a bridge there, as Podman
+  asks for it).
 
 -t %eth0/80
   Port 80 of any address, for connections through eth0 only.
