@@ -287,6 +287,10 @@ type world struct {
 	pasta   string // PASTA for run.sh; "" means the rootfs's C pasta
 	sb      *sandbox.Sandbox
 
+	// rootInUserns runs the scripts as root of a user namespace (run.sh's
+	// USERNS=1) instead of the rootless user.
+	rootInUserns bool
+
 	remoteHTTP *httpServer // remote netns, [::]:8080
 	hostHTTP   *httpServer // host netns, 192.0.2.1:8090
 	dns        *dnsServer  // host netns, 127.0.0.1:53 (the rootfs resolv.conf's server)
@@ -839,6 +843,10 @@ func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	env := []string{"AS_USER=" + rootlessUser, "NETNS=" + w.sb.HostNS, "PASTA_LOG=" + pastaLog}
+	if w.rootInUserns {
+		env[0] = "AS_USER=root"
+		env = append(env, "USERNS=1")
+	}
 	if w.pasta != "" {
 		env = append(env, "PASTA="+w.pasta)
 	}

@@ -316,127 +316,127 @@ func TestAddressesRoutesMTU(t *testing.T) {
 // A container fetches files from an HTTP server in the remote netns, over
 // IPv4 and IPv6: exact bytes, a 2 MiB file's hash, and the server sees the
 // host's address as the client (pasta's sockets are the host's).
-func TestOutboundHTTP(t *testing.T) {
-	eachVariant(t, func(t *testing.T, w *world) {
-		r4 := fmt.Sprintf("http://%s:%d", sandbox.RemoteAddr4, remoteHTTPPort)
-		r6 := fmt.Sprintf("http://[%s]:%d", sandbox.RemoteAddr6, remoteHTTPPort)
-		s := newScript()
-		s.run("wget", "podman", "run", "--rm", "--network", "pasta", image, "sh", "-c", sections(
-			sec{"index4", "wget -q -T 5 -O- " + r4 + "/index.html"},
-			sec{"big4", "wget -q -T 5 -O /tmp/b " + r4 + "/big.bin && sha256sum /tmp/b"},
-			sec{"peer4", "wget -q -T 5 -O- " + r4 + "/peer"},
-			sec{"index6", "wget -q -T 5 -O- " + r6 + "/index.html"},
-			sec{"big6", "wget -q -T 5 -O /tmp/b " + r6 + "/big.bin && sha256sum /tmp/b"},
-			sec{"peer6", "wget -q -T 5 -O- " + r6 + "/peer"},
-		))
-		o := w.exec(t, s, nil)
-		r, ok := o.ok(t, "wget")
-		if !ok {
-			return
+func TestOutboundHTTP(t *testing.T) { eachVariant(t, outboundHTTP) }
+
+func outboundHTTP(t *testing.T, w *world) {
+	r4 := fmt.Sprintf("http://%s:%d", sandbox.RemoteAddr4, remoteHTTPPort)
+	r6 := fmt.Sprintf("http://[%s]:%d", sandbox.RemoteAddr6, remoteHTTPPort)
+	s := newScript()
+	s.run("wget", "podman", "run", "--rm", "--network", "pasta", image, "sh", "-c", sections(
+		sec{"index4", "wget -q -T 5 -O- " + r4 + "/index.html"},
+		sec{"big4", "wget -q -T 5 -O /tmp/b " + r4 + "/big.bin && sha256sum /tmp/b"},
+		sec{"peer4", "wget -q -T 5 -O- " + r4 + "/peer"},
+		sec{"index6", "wget -q -T 5 -O- " + r6 + "/index.html"},
+		sec{"big6", "wget -q -T 5 -O /tmp/b " + r6 + "/big.bin && sha256sum /tmp/b"},
+		sec{"peer6", "wget -q -T 5 -O- " + r6 + "/peer"},
+	))
+	o := w.exec(t, s, nil)
+	r, ok := o.ok(t, "wget")
+	if !ok {
+		return
+	}
+	secs := parseSections(r.Stdout)
+	for _, fam := range []struct{ v, self string }{{"4", sandbox.HostAddr4}, {"6", sandbox.HostAddr6}} {
+		if out, ok := section(t, secs, "index"+fam.v); ok && out != remoteIndex {
+			t.Errorf("IPv%s: index.html is %q, want %q", fam.v, out, remoteIndex)
 		}
-		secs := parseSections(r.Stdout)
-		for _, fam := range []struct{ v, self string }{{"4", sandbox.HostAddr4}, {"6", sandbox.HostAddr6}} {
-			if out, ok := section(t, secs, "index"+fam.v); ok && out != remoteIndex {
-				t.Errorf("IPv%s: index.html is %q, want %q", fam.v, out, remoteIndex)
-			}
-			if out, ok := section(t, secs, "big"+fam.v); ok {
-				if f := strings.Fields(out); len(f) == 0 || f[0] != w.remoteBigSum {
-					t.Errorf("IPv%s: big.bin sha256 %q, want %s", fam.v, out, w.remoteBigSum)
-				}
-			}
-			if out, ok := section(t, secs, "peer"+fam.v); ok && peerIP(out) != fam.self {
-				t.Errorf("IPv%s: the remote server saw the client as %q, want %s (the host)", fam.v, out, fam.self)
+		if out, ok := section(t, secs, "big"+fam.v); ok {
+			if f := strings.Fields(out); len(f) == 0 || f[0] != w.remoteBigSum {
+				t.Errorf("IPv%s: big.bin sha256 %q, want %s", fam.v, out, w.remoteBigSum)
 			}
 		}
-		t.Logf("remote server's clients: %v", w.remoteHTTP.Peers())
-	})
+		if out, ok := section(t, secs, "peer"+fam.v); ok && peerIP(out) != fam.self {
+			t.Errorf("IPv%s: the remote server saw the client as %q, want %s (the host)", fam.v, out, fam.self)
+		}
+	}
+	t.Logf("remote server's clients: %v", w.remoteHTTP.Peers())
 }
 
 // -p 8080:80: httpd in the container, reached from the remote netns (the
 // host's addresses) and from the host's loopback, IPv4 and IPv6, with exact
 // bytes, a 2 MiB file, and the client address the container sees.
-func TestPortTCP(t *testing.T) {
-	eachVariant(t, func(t *testing.T, w *world) {
-		s := newScript()
-		mounts, big := serverFiles(t, s)
-		args := append([]string{"podman", "run", "-d", "--name", s.ctr("web"), "-p", "8080:80"}, mounts...)
-		s.run("start", append(args, image, "httpd", "-f", "-p", "80", "-h", "/www")...)
-		s.step("up")
-		s.run("logs", "podman", "logs", s.ctr("web"))
-		s.run("rm", "podman", "rm", "-f", "-t", "0", s.ctr("web"))
-		remote, host := w.sb.RemotePath(), w.sb.HostPath()
-		w.exec(t, s, map[string]func(*testing.T, *outcome){"up": func(t *testing.T, o *outcome) {
-			if _, ok := o.ok(t, "start"); !ok {
-				return
-			}
-			clients := []webClient{
-				{"remote-ipv4", remote, "http://192.0.2.1:8080", sandbox.RemoteAddr4},
-				{"remote-ipv6", remote, "http://[2001:db8::1]:8080", sandbox.RemoteAddr6},
-				{"loopback-ipv4", host, "http://127.0.0.1:8080", loopbackPeer4},
-				{"loopback-ipv6", host, "http://[::1]:8080", loopbackPeer6},
-			}
-			if !waitHTTP(t, clients[0], containerIndex) {
-				return
-			}
-			for _, c := range clients {
-				checkWeb(t, c, containerIndex, big)
-			}
-		}})
-	})
+func TestPortTCP(t *testing.T) { eachVariant(t, portTCP) }
+
+func portTCP(t *testing.T, w *world) {
+	s := newScript()
+	mounts, big := serverFiles(t, s)
+	args := append([]string{"podman", "run", "-d", "--name", s.ctr("web"), "--network", "pasta", "-p", "8080:80"}, mounts...)
+	s.run("start", append(args, image, "httpd", "-f", "-p", "80", "-h", "/www")...)
+	s.step("up")
+	s.run("logs", "podman", "logs", s.ctr("web"))
+	s.run("rm", "podman", "rm", "-f", "-t", "0", s.ctr("web"))
+	remote, host := w.sb.RemotePath(), w.sb.HostPath()
+	w.exec(t, s, map[string]func(*testing.T, *outcome){"up": func(t *testing.T, o *outcome) {
+		if _, ok := o.ok(t, "start"); !ok {
+			return
+		}
+		clients := []webClient{
+			{"remote-ipv4", remote, "http://192.0.2.1:8080", sandbox.RemoteAddr4},
+			{"remote-ipv6", remote, "http://[2001:db8::1]:8080", sandbox.RemoteAddr6},
+			{"loopback-ipv4", host, "http://127.0.0.1:8080", loopbackPeer4},
+			{"loopback-ipv6", host, "http://[::1]:8080", loopbackPeer6},
+		}
+		if !waitHTTP(t, clients[0], containerIndex) {
+			return
+		}
+		for _, c := range clients {
+			checkWeb(t, c, containerIndex, big)
+		}
+	}})
 }
 
 // -p 5353:53/udp: socat in the container answers each datagram with the
 // sender's address, for datagrams from the remote netns and from the host's
 // loopback, IPv4 and IPv6.
-func TestPortUDP(t *testing.T) {
-	eachVariant(t, func(t *testing.T, w *world) {
-		s := newScript()
-		mounts, _ := serverFiles(t, s)
-		args := append([]string{"podman", "run", "-d", "--name", s.ctr("udp"), "-p", "5353:53/udp"}, mounts...)
-		s.run("start", append(args, image, "sh", "-c",
-			"socat UDP4-LISTEN:53,fork EXEC:/t/udpecho & socat UDP6-LISTEN:53,fork,ipv6only=1 EXEC:/t/udpecho & wait")...)
-		s.step("up")
-		s.run("logs", "podman", "logs", s.ctr("udp"))
-		s.run("rm", "podman", "rm", "-f", "-t", "0", s.ctr("udp"))
-		remote, host := w.sb.RemotePath(), w.sb.HostPath()
-		w.exec(t, s, map[string]func(*testing.T, *outcome){"up": func(t *testing.T, o *outcome) {
-			if _, ok := o.ok(t, "start"); !ok {
-				return
+func TestPortUDP(t *testing.T) { eachVariant(t, portUDP) }
+
+func portUDP(t *testing.T, w *world) {
+	s := newScript()
+	mounts, _ := serverFiles(t, s)
+	args := append([]string{"podman", "run", "-d", "--name", s.ctr("udp"), "--network", "pasta", "-p", "5353:53/udp"}, mounts...)
+	s.run("start", append(args, image, "sh", "-c",
+		"socat UDP4-LISTEN:53,fork EXEC:/t/udpecho & socat UDP6-LISTEN:53,fork,ipv6only=1 EXEC:/t/udpecho & wait")...)
+	s.step("up")
+	s.run("logs", "podman", "logs", s.ctr("udp"))
+	s.run("rm", "podman", "rm", "-f", "-t", "0", s.ctr("udp"))
+	remote, host := w.sb.RemotePath(), w.sb.HostPath()
+	w.exec(t, s, map[string]func(*testing.T, *outcome){"up": func(t *testing.T, o *outcome) {
+		if _, ok := o.ok(t, "start"); !ok {
+			return
+		}
+		clients := []struct{ name, ns, addr, peer string }{
+			{"remote-ipv4", remote, "192.0.2.1:5353", sandbox.RemoteAddr4},
+			{"remote-ipv6", remote, "[2001:db8::1]:5353", sandbox.RemoteAddr6},
+			{"loopback-ipv4", host, "127.0.0.1:5353", loopbackPeer4},
+			{"loopback-ipv6", host, "[::1]:5353", loopbackPeer6},
+		}
+		// First contact: until socat listens in the container.
+		if err := retry(firstContact, func() error {
+			_, err := udpExchange(clients[0].ns, clients[0].addr, "first\n", time.Second)
+			return err
+		}); err != nil {
+			t.Errorf("no UDP answer from the container within %v: %v", firstContact, err)
+			return
+		}
+		for _, c := range clients {
+			msg := "hello-" + c.name
+			got, err := udpExchange(c.ns, c.addr, msg+"\n", 3*time.Second)
+			if err != nil {
+				t.Errorf("%s: %s: %v", c.name, c.addr, err)
+				continue
 			}
-			clients := []struct{ name, ns, addr, peer string }{
-				{"remote-ipv4", remote, "192.0.2.1:5353", sandbox.RemoteAddr4},
-				{"remote-ipv6", remote, "[2001:db8::1]:5353", sandbox.RemoteAddr6},
-				{"loopback-ipv4", host, "127.0.0.1:5353", loopbackPeer4},
-				{"loopback-ipv6", host, "[::1]:5353", loopbackPeer6},
+			text, peer, ok := strings.Cut(strings.TrimSpace(got), " from ")
+			if !ok || text != msg {
+				t.Errorf("%s: answer %q, want %q", c.name, got, msg+" from "+c.peer)
+				continue
 			}
-			// First contact: until socat listens in the container.
-			if err := retry(firstContact, func() error {
-				_, err := udpExchange(clients[0].ns, clients[0].addr, "first\n", time.Second)
-				return err
-			}); err != nil {
-				t.Errorf("no UDP answer from the container within %v: %v", firstContact, err)
-				return
+			if peerIP(peer) != c.peer {
+				t.Errorf("%s: the container saw the sender as %s (%q), want %s", c.name, peerIP(peer), got, c.peer)
+			} else {
+				t.Logf("%s: the container saw the sender as %s", c.name, peerIP(peer))
 			}
-			for _, c := range clients {
-				msg := "hello-" + c.name
-				got, err := udpExchange(c.ns, c.addr, msg+"\n", 3*time.Second)
-				if err != nil {
-					t.Errorf("%s: %s: %v", c.name, c.addr, err)
-					continue
-				}
-				text, peer, ok := strings.Cut(strings.TrimSpace(got), " from ")
-				if !ok || text != msg {
-					t.Errorf("%s: answer %q, want %q", c.name, got, msg+" from "+c.peer)
-					continue
-				}
-				if peerIP(peer) != c.peer {
-					t.Errorf("%s: the container saw the sender as %s (%q), want %s", c.name, peerIP(peer), got, c.peer)
-				} else {
-					t.Logf("%s: the container saw the sender as %s", c.name, peerIP(peer))
-				}
-			}
-		}})
-	})
+		}
+	}})
 }
 
 // -p with a host address (127.0.0.1:8082:80: only the host's loopback is
@@ -855,5 +855,18 @@ func TestPastaFailure(t *testing.T) {
 			t.Errorf("containers left after failed runs with --rm:\n%s", r.Stdout)
 		}
 		o.checkGone(t, "after")
+	})
+}
+
+// Root in a user namespace (run.sh's USERNS=1), the other way Podman
+// accepts pasta (plain root Podman refuses it): the container reaches the
+// remote, and -p works, over TCP and UDP, from the remote and the host's
+// loopback. (Root's default network is a bridge: the cases name pasta.)
+func TestRootInUserNamespace(t *testing.T) {
+	eachVariant(t, func(t *testing.T, w *world) {
+		w.rootInUserns = true
+		for name, fn := range map[string]func(*testing.T, *world){"outbound": outboundHTTP, "port-tcp": portTCP, "port-udp": portUDP} {
+			t.Run(name, func(t *testing.T) { fn(t, w) })
+		}
 	})
 }
