@@ -410,13 +410,16 @@ func portUDP(t *testing.T, w *world) {
 			{"loopback-ipv4", host, "127.0.0.1:5353", loopbackPeer4},
 			{"loopback-ipv6", host, "[::1]:5353", loopbackPeer6},
 		}
-		// First contact: until socat listens in the container.
-		if err := retry(firstContact, func() error {
-			_, err := udpExchange(clients[0].ns, clients[0].addr, "first\n", time.Second)
-			return err
-		}); err != nil {
-			t.Errorf("no UDP answer from the container within %v: %v", firstContact, err)
-			return
+		// First contact: until both socats (IPv4, IPv6) listen in the
+		// container.
+		for _, c := range clients[:2] {
+			if err := retry(firstContact, func() error {
+				_, err := udpExchange(c.ns, c.addr, "first\n", time.Second)
+				return err
+			}); err != nil {
+				t.Errorf("%s: no UDP answer from the container within %v: %v", c.name, firstContact, err)
+				return
+			}
 		}
 		for _, c := range clients {
 			msg := "hello-" + c.name
