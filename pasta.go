@@ -64,6 +64,9 @@ type ctx struct {
 	peekDiscard []byte
 	timersArmed bool
 
+	// Spliced connections (splice.go): empty pipes for the next ones.
+	pipePool [][2]int
+
 	// UDP (udp.go).
 	udpBufs *udpBuffers
 	udpTx   *udpTxBatch

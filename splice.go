@@ -22,9 +22,17 @@ import (
 const (
 	splicePipeSize = 1 << 20 // F_SETPIPE_SZ: bytes in flight per direction
 	spliceMaxRun   = 64      // splice rounds per wakeup, for fairness
+	splicePoolMax  = 16      // empty pipes kept for the next connections
 	sideHost       = 0       // the accepted socket, on the host
 	sideNs         = 1       // the socket in the namespace
 )
+
+// spliceSockEvents is what epoll reports for both sockets of a spliced
+// flow, from its start to its end, edge-triggered: data moves until the
+// source has nothing more (EAGAIN) or the destination is full, whose
+// EPOLLOUT edge then resumes it; interests never change, so no epoll_ctl
+// is needed after the first.
+const spliceSockEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 
 // spliceConn is the state of a spliced TCP connection. Direction d moves
 // data read from side d to side 1-d, through pipes[d].
@@ -36,8 +44,6 @@ type spliceConn struct {
 	shut        [2]bool   // side 1-d was shut down for writing after eof[d]
 	connecting  bool      // the connectSide socket is still connecting
 	connectSide int
-	events      [2]uint32 // epoll events registered for each side
-	registered  [2]bool   // each side's socket is in the epoll set
 }
 
 // spliceable tells whether a forwarded connection from peer takes the
@@ -179,13 +185,13 @@ func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort, r
 	s.ns, s.connecting, s.connectSide = ns, true, connectSide
 	s.pipes = [2][2]int{{-1, -1}, {-1, -1}}
 	for d := range s.pipes {
-		if err := newSplicePipe(&s.pipes[d]); err != nil {
+		if err := c.takePipe(&s.pipes[d]); err != nil {
 			c.spliceClose(i, true)
 			return
 		}
 	}
-	// Nothing moves until the connecting side is connected.
-	if c.spliceSetEvents(i, 1-connectSide, 0) != nil || c.spliceSetEvents(i, connectSide, unix.EPOLLOUT) != nil {
+	// Nothing moves until the connecting side is connected (its EPOLLOUT).
+	if c.spliceRegister(i, sideHost) != nil || c.spliceRegister(i, sideNs) != nil {
 		c.spliceClose(i, true)
 		return
 	}
@@ -194,12 +200,33 @@ func (c *ctx) spliceStart(host, ns, connectSide int, peer, dst netip.AddrPort, r
 	}
 }
 
-func newSplicePipe(p *[2]int) error {
+// takePipe gives p an empty pipe: one kept by givePipe, or a new one.
+func (c *ctx) takePipe(p *[2]int) error {
+	if n := len(c.pipePool); n > 0 {
+		*p = c.pipePool[n-1]
+		c.pipePool = c.pipePool[:n-1]
+		return nil
+	}
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return err
 	}
 	_, _ = unix.FcntlInt(uintptr(p[0]), unix.F_SETPIPE_SZ, splicePipeSize)
 	return nil
+}
+
+// givePipe keeps an empty pipe of an ended flow for the next one (short
+// connections then cost two pipe2, two fcntl and four close calls fewer),
+// and closes it when it holds data or enough are kept.
+func (c *ctx) givePipe(p [2]int, empty bool) {
+	if p[0] < 0 {
+		return
+	}
+	if empty && len(c.pipePool) < splicePoolMax {
+		c.pipePool = append(c.pipePool, p)
+		return
+	}
+	unix.Close(p[0])
+	unix.Close(p[1])
 }
 
 // sideFD is the socket of one side of a spliced flow.
@@ -210,27 +237,24 @@ func (f *flow) sideFD(side int) int {
 	return f.splice.ns
 }
 
-// spliceSetEvents registers interest for one side's socket.
-func (c *ctx) spliceSetEvents(i, side int, events uint32) error {
-	f := c.flows.at(i)
-	s := &f.splice
-	if s.registered[side] && s.events[side] == events {
-		return nil
-	}
-	op := unix.EPOLL_CTL_MOD
-	if !s.registered[side] {
-		op = unix.EPOLL_CTL_ADD
-	}
-	kind := kindSpliceHost
+// spliceRegister adds one side's socket to epoll for spliceSockEvents.
+func (c *ctx) spliceRegister(i, side int) error {
+	ev := unix.EpollEvent{Events: spliceSockEvents, Fd: int32(makeRef(spliceKind(side), i))}
+	return unix.EpollCtl(c.epfd, unix.EPOLL_CTL_ADD, c.flows.at(i).sideFD(side), &ev)
+}
+
+// spliceRearm has epoll check one side's socket again and report what is
+// ready now (epoll(7): EPOLL_CTL_MOD), for data left behind.
+func (c *ctx) spliceRearm(i, side int) error {
+	ev := unix.EpollEvent{Events: spliceSockEvents, Fd: int32(makeRef(spliceKind(side), i))}
+	return unix.EpollCtl(c.epfd, unix.EPOLL_CTL_MOD, c.flows.at(i).sideFD(side), &ev)
+}
+
+func spliceKind(side int) epKind {
 	if side == sideNs {
-		kind = kindSpliceNs
+		return kindSpliceNs
 	}
-	ev := unix.EpollEvent{Events: events | unix.EPOLLRDHUP, Fd: int32(makeRef(kind, i))}
-	if err := unix.EpollCtl(c.epfd, op, f.sideFD(side), &ev); err != nil {
-		return err
-	}
-	s.events[side], s.registered[side] = events, true
-	return nil
+	return kindSpliceHost
 }
 
 // spliceEvent handles readiness on one side of a spliced flow.
@@ -250,14 +274,23 @@ func (c *ctx) spliceEvent(i, side int, events uint32) {
 			return
 		}
 		s.connecting = false
+		// What the other side sent meanwhile: its edge was ignored.
+		c.spliceMove(i, 1-side)
+		if f.dead {
+			return
+		}
 	}
 	if events&unix.EPOLLERR != 0 {
 		c.spliceClose(i, true)
 		return
 	}
-	c.spliceMove(i, sideHost)
-	if !f.dead {
-		c.spliceMove(i, sideNs)
+	// Only the directions this side's event concerns: what it sent, and
+	// what waits for it once it can take more.
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		c.spliceMove(i, side)
+	}
+	if !f.dead && events&unix.EPOLLOUT != 0 && s.queued[1-side] > 0 {
+		c.spliceMove(i, 1-side)
 	}
 }
 
@@ -268,7 +301,8 @@ func (c *ctx) spliceMove(i, from int) {
 	s := &f.splice
 	to := 1 - from
 	src, dst, pipe := f.sideFD(from), f.sideFD(to), &s.pipes[from]
-	for n := 0; n < spliceMaxRun; n++ {
+	n := 0
+	for ; n < spliceMaxRun; n++ {
 		if !s.eof[from] && s.queued[from] < splicePipeSize {
 			moved, err := unix.Splice(src, nil, pipe[1], nil, splicePipeSize-s.queued[from], unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 			switch {
@@ -292,8 +326,12 @@ func (c *ctx) spliceMove(i, from int) {
 		s.queued[from] -= int(max(moved, 0))
 		c.countTraffic(f, from != s.connectSide, int(max(moved, 0)), 0) // the client is on the side not connected by pasta
 		if err != nil || s.queued[from] > 0 {
-			break // the destination is full: wait until it is writable
+			break // the destination is full: its EPOLLOUT edge resumes
 		}
+	}
+	if n == spliceMaxRun && c.spliceRearm(i, from) != nil {
+		c.spliceClose(i, true)
+		return
 	}
 	if s.eof[from] && s.queued[from] == 0 && !s.shut[from] {
 		_ = unix.Shutdown(dst, unix.SHUT_WR)
@@ -301,27 +339,6 @@ func (c *ctx) spliceMove(i, from int) {
 	}
 	if s.shut[sideHost] && s.shut[sideNs] {
 		c.spliceClose(i, false)
-		return
-	}
-	c.spliceWaitFor(i)
-}
-
-// spliceWaitFor registers each side for reading while its pipe has room
-// and for writing while the pipe towards it holds data.
-func (c *ctx) spliceWaitFor(i int) {
-	s := &c.flows.at(i).splice
-	for side := range 2 {
-		var ev uint32
-		if !s.eof[side] && s.queued[side] < splicePipeSize {
-			ev |= unix.EPOLLIN
-		}
-		if s.queued[1-side] > 0 {
-			ev |= unix.EPOLLOUT
-		}
-		if err := c.spliceSetEvents(i, side, ev); err != nil {
-			c.spliceClose(i, true)
-			return
-		}
 	}
 }
 
@@ -332,10 +349,8 @@ func (c *ctx) spliceClose(i int, reset bool) {
 		return
 	}
 	s := &f.splice
+	// Closing the sockets takes them out of epoll: nothing else holds them.
 	if s.ns >= 0 {
-		if s.registered[sideNs] {
-			c.epollDel(s.ns)
-		}
 		if reset {
 			closeWithReset(s.ns)
 		} else {
@@ -344,16 +359,11 @@ func (c *ctx) spliceClose(i int, reset bool) {
 		s.ns = -1
 	}
 	if reset && f.sock >= 0 {
-		c.epollDel(f.sock)
 		closeWithReset(f.sock)
 		f.sock = -1
 	}
 	for d := range s.pipes {
-		for _, fd := range s.pipes[d] {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-		}
+		c.givePipe(s.pipes[d], s.queued[d] == 0)
 		s.pipes[d] = [2]int{-1, -1}
 	}
 	c.flows.kill(c, i)

@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The spliced path, with the "namespace" being the test's own network
@@ -134,3 +137,83 @@ func TestSpliceUDPLoopback(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// Short connections through the spliced path, one after the other, each
+// checked byte for byte: every one after the first runs on the pipes the
+// one before left, and no more pipes are kept than the pool holds.
+func TestSpliceShortConnectionsReusePipes(t *testing.T) {
+	server, serverPort := listenLoopback(t)
+	go func() {
+		for {
+			c, err := server.AcceptTCP()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 64)
+			n, _ := c.Read(buf)
+			_, _ = c.Write(append([]byte("answer to "), buf[:n]...))
+			c.Close()
+		}
+	}()
+	tp := newSpliceTestPasta(t)
+	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, serverPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := boundPort(t, tp.c.listeners[li].fd)
+	var firstPipes []uint64
+	for k := range 10 {
+		req := "request " + strconv.Itoa(k)
+		result := make(chan string, 1)
+		go func() {
+			c, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)))
+			if err != nil {
+				result <- err.Error()
+				return
+			}
+			defer c.Close()
+			_, _ = c.Write([]byte(req))
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, _ := io.ReadAll(c)
+			result <- string(b)
+		}()
+		var got string
+		tp.runUntil(10*time.Second, func() bool {
+			select {
+			case got = <-result:
+				return true
+			default:
+				return false
+			}
+		})
+		if got != "answer to "+req {
+			t.Fatalf("connection %d: client got %q", k, got)
+		}
+		tp.runUntil(2*time.Second, func() bool { tp.c.flows.sweep(tp.c); return tp.c.flows.used() == 0 })
+		// A pipe is known by its inode: a new pipe would have a new one.
+		pipes := pipeInodes(t, tp.c.pipePool)
+		if k == 0 {
+			firstPipes = pipes
+		} else if !slices.Equal(pipes, firstPipes) {
+			t.Fatalf("after connection %d the pool holds pipes %v, not the first connection's %v", k, pipes, firstPipes)
+		}
+		if n := len(tp.c.pipePool); n != 2 {
+			t.Fatalf("after connection %d: %d pipes kept, want 2", k, n)
+		}
+	}
+}
+
+// pipeInodes returns the inodes of the read ends of pipes, sorted.
+func pipeInodes(t *testing.T, pipes [][2]int) []uint64 {
+	t.Helper()
+	var inodes []uint64
+	for _, p := range pipes {
+		var st unix.Stat_t
+		if err := unix.Fstat(p[0], &st); err != nil {
+			t.Fatal(err)
+		}
+		inodes = append(inodes, st.Ino)
+	}
+	slices.Sort(inodes)
+	return inodes
+}
