@@ -242,3 +242,22 @@ func extendedErr(ctrl []byte) *unix.SockExtendedErr {
 	}
 	return nil
 }
+
+// connectResult tells how a non-blocking connect ended, from the epoll
+// event that reported it: writable without an error or a hang-up means
+// connected, with no system call; otherwise SO_ERROR says why (connect(2):
+// EINPROGRESS, then writability and SO_ERROR; a failed connect also sets
+// EPOLLERR and EPOLLHUP).
+func connectResult(fd int, events uint32) error {
+	if events&unix.EPOLLOUT != 0 && events&(unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		return nil
+	}
+	soErr, err := getsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if soErr != 0 {
+		return unix.Errno(soErr)
+	}
+	return nil
+}

@@ -269,7 +269,7 @@ func (c *ctx) spliceEvent(i, side int, events uint32) {
 		if side != s.connectSide {
 			return
 		}
-		if soErr, err := getsockoptInt(f.sideFD(side), unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		if connectResult(f.sideFD(side), events) != nil {
 			c.spliceClose(i, true)
 			return
 		}
@@ -334,11 +334,14 @@ func (c *ctx) spliceMove(i, from int) {
 		return
 	}
 	if s.eof[from] && s.queued[from] == 0 && !s.shut[from] {
+		if s.shut[to] {
+			// Both ways are done: closing sends the last FIN (both
+			// sockets were read to their end), no shutdown needed.
+			c.spliceClose(i, false)
+			return
+		}
 		_ = unix.Shutdown(dst, unix.SHUT_WR)
 		s.shut[from] = true
-	}
-	if s.shut[sideHost] && s.shut[sideNs] {
-		c.spliceClose(i, false)
 	}
 }
 

@@ -528,7 +528,12 @@ func (c *ctx) tcpGuestData(i int) {
 		}
 	}
 	if fin {
-		_ = unix.Shutdown(f.sock, unix.SHUT_WR)
+		// With our FIN acknowledged the socket is closed right after:
+		// closing sends the FIN (nothing is left unread, which would
+		// make it a RST), so no shutdown is needed.
+		if tc.state&tcpFinAcked == 0 {
+			_ = unix.Shutdown(f.sock, unix.SHUT_WR)
+		}
 		tc.rcvNxt++
 		tc.state |= tcpGuestFin
 		c.tcpArmTimer(f, tcpFinTimeoutNS)
@@ -596,7 +601,7 @@ func (c *ctx) tcpSockEvent(i int, events uint32) {
 	}
 	tc := &f.tcp
 	if tc.state&tcpConnecting != 0 {
-		c.tcpConnectDone(i)
+		c.tcpConnectDone(i, events)
 		if events&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0 {
 			tc.state |= tcpDataEarly // this edge will not come again
 		}
@@ -625,13 +630,10 @@ func (c *ctx) tcpSockEvent(i int, events uint32) {
 }
 
 // tcpConnectDone finishes a connect: SYN-ACK to the guest, or RST.
-func (c *ctx) tcpConnectDone(i int) {
+func (c *ctx) tcpConnectDone(i int, events uint32) {
 	f := c.flows.at(i)
 	tc := &f.tcp
-	if soErr, err := getsockoptInt(f.sock, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
-		if err == nil {
-			err = unix.Errno(soErr)
-		}
+	if err := connectResult(f.sock, events); err != nil {
 		c.tcpConnectFailed(i, err)
 		return
 	}
