@@ -10,7 +10,8 @@ import (
 // is untrusted: one loop of datagrams to many ports, or of SYNs to an
 // address that never answers, would otherwise take every descriptor, and
 // then every new flow of the namespace would fail. So the descriptors left
-// after a reserve (listeners, the auto scan, the namespace thread) are
+// after a reserve (listeners, the auto scan, the namespace thread, the
+// spare pipes of splice.go) are
 // divided into pools, each with a cap:
 //
 //	TCP connections          5/8   (half-open connects at most 1/8 of all)

@@ -22,7 +22,7 @@ import (
 const (
 	splicePipeSize = 1 << 20 // F_SETPIPE_SZ: bytes in flight per direction
 	spliceMaxRun   = 64      // splice rounds per wakeup, for fairness
-	splicePoolMax  = 16      // empty pipes kept for the next connections
+	splicePoolMax  = 8       // empty pipes kept for the next connections (16 descriptors, from budget.go's reserve)
 	sideHost       = 0       // the accepted socket, on the host
 	sideNs         = 1       // the socket in the namespace
 )
@@ -214,9 +214,10 @@ func (c *ctx) takePipe(p *[2]int) error {
 	return nil
 }
 
-// givePipe keeps an empty pipe of an ended flow for the next one (short
-// connections then cost two pipe2, two fcntl and four close calls fewer),
-// and closes it when it holds data or enough are kept.
+// givePipe keeps an empty pipe of an ended flow for the next one, and
+// closes it when it holds data or enough are kept. Short connections then
+// cost two pipe2, two fcntl and four close calls fewer, up to four of them
+// at a time.
 func (c *ctx) givePipe(p [2]int, empty bool) {
 	if p[0] < 0 {
 		return
