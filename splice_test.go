@@ -29,6 +29,22 @@ func newSpliceTestPasta(t *testing.T) *testPasta {
 	return tp
 }
 
+// receiveWhileRunning drives the loop until ch delivers, and returns what
+// it delivered; the test fails after timeout.
+func receiveWhileRunning[T any](tp *testPasta, timeout time.Duration, ch <-chan T) T {
+	tp.t.Helper()
+	var v T
+	tp.runUntil(timeout, func() bool {
+		select {
+		case v = <-ch:
+			return true
+		default:
+			return false
+		}
+	})
+	return v
+}
+
 // runUntil drives the loop until done() or the timeout.
 func (tp *testPasta) runUntil(timeout time.Duration, done func() bool) {
 	tp.t.Helper()
@@ -77,15 +93,7 @@ func TestSpliceTCPLoopback(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		result <- b
 	}()
-	var got []byte
-	tp.runUntil(10*time.Second, func() bool {
-		select {
-		case got = <-result:
-			return true
-		default:
-			return false
-		}
-	})
+	got := receiveWhileRunning(tp, 10*time.Second, result)
 	want := sha256.Sum256(data)
 	if !bytes.Equal(got, want[:]) {
 		t.Fatalf("server hashed %x, want %x", got, want)
@@ -119,15 +127,7 @@ func TestSpliceUDPLoopback(t *testing.T) {
 		n, _ := client.Read(buf)
 		reply <- string(buf[:n])
 	}()
-	var got string
-	tp.runUntil(6*time.Second, func() bool {
-		select {
-		case got = <-reply:
-			return true
-		default:
-			return false
-		}
-	})
+	got := receiveWhileRunning(tp, 6*time.Second, reply)
 	if got != "echo:hello" {
 		t.Fatalf("local client got %q, want the server's echo through the forwarded port", got)
 	}
@@ -177,15 +177,7 @@ func TestSpliceShortConnectionsReusePipes(t *testing.T) {
 			b, _ := io.ReadAll(c)
 			result <- string(b)
 		}()
-		var got string
-		tp.runUntil(10*time.Second, func() bool {
-			select {
-			case got = <-result:
-				return true
-			default:
-				return false
-			}
-		})
+		got := receiveWhileRunning(tp, 10*time.Second, result)
 		if got != "answer to "+req {
 			t.Fatalf("connection %d: client got %q", k, got)
 		}
