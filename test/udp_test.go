@@ -346,7 +346,9 @@ func TestUDPInboundForward(t *testing.T) {
 					}
 				})
 				// Every client was seen by the namespace's server, no
-				// datagram by another one.
+				// datagram by another one. Its SEEN lines may reach us
+				// after the answers did: wait for them, boundedly.
+				waitForLines(srv, "SEEN", 5*time.Second, func(l []map[string]string) bool { return len(l) >= len(run.cases) })
 				if n := len(toolLines(srv.Stdout(), "SEEN")); n < len(run.cases) {
 					t.Errorf("the server in the namespace answered %d requests, want at least %d:\n%s", n, len(run.cases), srv.Stdout())
 				}
