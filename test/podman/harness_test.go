@@ -285,6 +285,7 @@ type world struct {
 	podman  podmanEnv
 	variant string
 	pasta   string // PASTA for run.sh; "" means the rootfs's C pasta
+	pesto   string // PESTO for run.sh; "" means the rootfs's C pesto
 	sb      *sandbox.Sandbox
 
 	// rootInUserns runs the scripts as root of a user namespace (run.sh's
@@ -849,6 +850,9 @@ func (w *world) exec(t *testing.T, s *script, steps map[string]func(t *testing.T
 	}
 	if w.pasta != "" {
 		env = append(env, "PASTA="+w.pasta)
+	}
+	if w.pesto != "" {
+		env = append(env, "PESTO="+w.pesto)
 	}
 	cmd, err := runSh(ctx, w.podman.rootfs, env, "bash", s.dir()+"/script.sh")
 	if err != nil {
