@@ -45,6 +45,7 @@ type config struct {
 	foreground  bool   // -f, --foreground
 	pcapFile    string // -p, --pcap
 	pidFile     string // -P, --pid
+	statsDelay  int    // --stats DELAY, in seconds; 0: no statistics
 	confPath    string // -c, --conf-path: the control socket for pesto
 	runas       string // --runas, as given (resolved later)
 	showHelp    bool   // -h, --help
@@ -117,6 +118,8 @@ type config struct {
 	configNet    bool             // --config-net
 	noCopyRoutes bool             // --no-copy-routes (deprecated)
 	noCopyAddrs  bool             // --no-copy-addrs (deprecated)
+	noPidns      bool             // --no-pidns
+	spliceOnly   bool             // --splice-only
 	targetPID    int              // PID given as the only positional argument; 0 if none
 	command      []string         // command to run in a new namespace; empty: the user's shell
 }

@@ -82,6 +82,13 @@ func checkConflicts(c *config) error {
 		return errors.New("--userns: needs --netns or a PID")
 	case c.userns != "" && c.netnsOnly:
 		return errors.New("--userns: conflicts with --netns-only")
+	case c.spliceOnly && c.noSplice:
+		return errors.New("--splice-only: conflicts with --no-splice")
+	case c.noPidns && (c.netns != "" || c.targetPID != 0):
+		return errors.New("--no-pidns: can't be given with a PID or --netns")
+	case c.statsDelay > 0 && !commandMode(c) && !c.foreground:
+		// A daemon's standard error is /dev/null.
+		return errors.New("--stats: needs the foreground: --foreground, or a command")
 	}
 	return nil
 }
@@ -130,6 +137,19 @@ func setLogSize(c *config, arg string) error {
 		return fmt.Errorf("invalid size '%s'", arg)
 	}
 	c.logSize = n
+	return nil
+}
+
+// maxStatsDelay bounds --stats: a day, more than anyone waits for a line.
+const maxStatsDelay = 86400
+
+// setStats handles --stats DELAY, whole seconds (0 prints nothing).
+func setStats(c *config, arg string) error {
+	n, err := strconv.Atoi(arg)
+	if !allDigits(arg) || err != nil || n > maxStatsDelay {
+		return fmt.Errorf("invalid delay '%s' (seconds, 0-%d)", arg, maxStatsDelay)
+	}
+	c.statsDelay = n
 	return nil
 }
 

@@ -64,7 +64,15 @@ func TestParseArgsOptions(t *testing.T) {
 		{[][]string{{"--trace"}, {"--tr"}, {"-q", "--trace"}}, func(c *config) { c.trace, c.debug = true, true }},
 		{[][]string{{"-q"}, {"--quiet"}, {"--q"}, {"--trace", "-q"}, {"-d", "-q"}}, func(c *config) { c.quiet = true }},
 		{[][]string{{"-f"}, {"--foreground"}, {"--fo"}, {"-ff"}}, func(c *config) { c.foreground = true }},
-		{[][]string{{"-e"}, {"--stderr"}, {"--st"}}, func(c *config) { c.stderr = true }},
+		{[][]string{{"-e"}, {"--stderr"}, {"--std"}}, func(c *config) { c.stderr = true }},
+		{[][]string{{"--stats", "5"}, {"--stats=5"}, {"--sta", "5"}, {"--stats", "1", "--stats", "5"}}, func(c *config) { c.statsDelay = 5 }},
+		{[][]string{{"--stats", "0"}}, func(c *config) {}},
+		{[][]string{{"--stats", "86400"}}, func(c *config) { c.statsDelay = 86400 }},
+		// In the foreground whatever the order, unlike C pasta's -f before --stats.
+		{[][]string{{"--stats", "2", "-f", "1234"}, {"-f", "--stats", "2", "1234"}},
+			func(c *config) { c.statsDelay, c.foreground, c.targetPID = 2, true, 1234 }},
+		{[][]string{{"--stats", "2", "--netns", "x", "-f"}}, func(c *config) { c.statsDelay, c.foreground, c.netns = 2, true, "/run/netns/x" }},
+		{[][]string{{"--stats", "2", "--", "sh"}}, func(c *config) { c.statsDelay, c.command = 2, []string{"sh"} }},
 		{[][]string{{"-l", "/tmp/log"}, {"-l/tmp/log"}, {"--log-file", "/tmp/log"}, {"--log-file=/tmp/log"}, {"--log-f", "/tmp/log"}, {"-l", "x", "-l", "/tmp/log"}},
 			func(c *config) { c.logFile = "/tmp/log" }},
 		{[][]string{{"--log-size", "4096"}, {"--log-size=4096"}, {"--log-s", "4096"}}, func(c *config) { c.logSize = 4096 }},
@@ -181,6 +189,10 @@ func TestParseArgsOptions(t *testing.T) {
 		{[][]string{{"-c", "/run/p.sock"}, {"--conf-path=/run/p.sock"}, {"--conf-", "/run/p.sock"}}, func(c *config) { c.confPath = "/run/p.sock" }},
 		{[][]string{{"--no-copy-routes"}, {"--no-copy-r"}}, func(c *config) { c.noCopyRoutes = true }},
 		{[][]string{{"--no-copy-addrs"}, {"--no-copy-a"}}, func(c *config) { c.noCopyAddrs = true }},
+		{[][]string{{"--no-pidns"}, {"--no-pi"}}, func(c *config) { c.noPidns = true }},
+		{[][]string{{"--no-pidns", "--", "sh"}}, func(c *config) { c.noPidns, c.command = true, []string{"sh"} }},
+		{[][]string{{"--splice-only"}, {"--spl"}}, func(c *config) { c.spliceOnly = true }},
+		{[][]string{{"--splice-only", "--config-net"}}, func(c *config) { c.spliceOnly, c.configNet = true, true }},
 		{[][]string{{"--ns-mac-addr", "02:00:00:00:00:01"}, {"--ns-mac-addr=02:00:00:00:00:01"}, {"--ns-m", "02:00:00:00:00:01"}},
 			func(c *config) { c.nsMAC = mustMAC("02:00:00:00:00:01") }},
 		{[][]string{{"--ns-mac-addr", "01:00:5e:00:00:01"}}, func(c *config) { c.nsMAC = mustMAC("01:00:5e:00:00:01") }},
@@ -350,7 +362,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"--deb=1"}, "option '--debug' doesn't allow an argument"},
 		{[]string{"--debug="}, "option '--debug' doesn't allow an argument"},
 		{[]string{"--no"}, "option '--no' is ambiguous; possibilities: '--no-dhcp-dns' '--no-dhcp-search' '--no-tcp' '--no-udp' " +
-			"'--no-icmp' '--no-dhcp' '--no-ndp' '--no-dhcpv6' '--no-ra' '--no-map-gw' '--no-netns-quit' '--no-copy-routes' " +
+			"'--no-icmp' '--no-dhcp' '--no-ndp' '--no-dhcpv6' '--no-ra' '--no-map-gw' '--no-netns-quit' '--no-pidns' '--no-copy-routes' " +
 			"'--no-copy-addrs' '--no-splice'"},
 		{[]string{"--no-c"}, "option '--no-c' is ambiguous; possibilities: '--no-copy-routes' '--no-copy-addrs'"},
 		{[]string{"--tcp=22"}, "option '--tcp=22' is ambiguous; possibilities: '--tcp-ports' '--tcp-ns'"},
@@ -472,6 +484,17 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"-q46"}, "--ipv4-only: conflicts with --ipv6-only"},
 		{[]string{"--userns", "/proc/1/ns/user"}, "--userns: needs --netns or a PID"},
 		{[]string{"--userns", "/proc/1/ns/user", "--netns-only", "1"}, "--userns: conflicts with --netns-only"},
+		{[]string{"--st"}, "option '--st' is ambiguous; possibilities: '--stats' '--stderr'"},
+		{[]string{"--stats", "x"}, "--stats: invalid delay 'x' (seconds, 0-86400)"},
+		{[]string{"--stats", "-1"}, "--stats: invalid delay '-1' (seconds, 0-86400)"},
+		{[]string{"--stats", "1.5"}, "--stats: invalid delay '1.5' (seconds, 0-86400)"},
+		{[]string{"--stats", "86401"}, "--stats: invalid delay '86401' (seconds, 0-86400)"},
+		{[]string{"--stats", ""}, "--stats: invalid delay '' (seconds, 0-86400)"},
+		{[]string{"--stats", "1", "1234"}, "--stats: needs the foreground: --foreground, or a command"},
+		{[]string{"--netns", "x", "--stats", "1"}, "--stats: needs the foreground: --foreground, or a command"},
+		{[]string{"--no-pidns", "1234"}, "--no-pidns: can't be given with a PID or --netns"},
+		{[]string{"--netns", "x", "--no-pidns"}, "--no-pidns: can't be given with a PID or --netns"},
+		{[]string{"--splice-only", "--no-splice"}, "--splice-only: conflicts with --no-splice"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

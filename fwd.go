@@ -95,6 +95,21 @@ func (c *ctx) inboundSource(peer netip.Addr) (netip.Addr, bool) {
 	return ic.gw, ic.gw.IsValid()
 }
 
+// inboundProblem says why traffic from a host peer can't be forwarded
+// through the tap, given the peer's IP version, whether it has a source
+// address the guest could see, and its destination: "" when it can.
+func inboundProblem(ic *ipConf, hasSource bool, dst netip.Addr) string {
+	switch {
+	case !ic.enabled:
+		return "its IP version is disabled"
+	case !dst.IsValid():
+		return "the namespace has no address of its IP version"
+	case !hasSource:
+		return "no address to show it from in the namespace (no gateway)"
+	}
+	return ""
+}
+
 // reachableAsIs tells whether the guest can see host address a as it is:
 // not a loopback or unspecified address, and not one the guest has itself
 // (configured, or seen as its source).

@@ -146,9 +146,10 @@ func (c *ctx) wakeReadable() {
 // namespace, with our standard descriptors, and watches for its exit. Like
 // C pasta, it gets its own PID, mount, UTS and IPC namespaces: it is PID 1
 // there, with a /proc of its own and the host name "pasta-HOSTNAME", and
-// whatever it leaves running ends with it. The namespaces are set up by
-// this binary re-executed as the command's first stage (runCommandInit),
-// which then executes the command in its place.
+// whatever it leaves running ends with it; with --no-pidns it stays in
+// pasta's PID namespace (pasta(1)). The namespaces are set up by this
+// binary re-executed as the command's first stage (runCommandInit), which
+// then executes the command in its place.
 func (c *ctx) startCommand(argv []string) error {
 	if len(argv) == 0 {
 		argv = defaultShell()
@@ -160,8 +161,9 @@ func (c *ctx) startCommand(argv []string) error {
 	cmd := exec.Command(selfPath(), append([]string{path}, argv...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(withoutStageEnv(os.Environ()), envStage+"="+stageCmdInit)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC}
+	if !c.cfg.noPidns {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWPID
 	}
 	if err := c.ns.do(cmd.Start); err != nil {
 		return fmt.Errorf("%s: %w", argv[0], err)
@@ -232,9 +234,10 @@ func (c *ctx) warnRateLimited(kind warnKind, format string, args ...any) {
 // runCommandInit is the command's first stage, PID 1 of its new PID
 // namespace: it mounts a /proc for that namespace in its own mount
 // namespace (kept from propagating back), names the host, and executes the
-// command, which keeps PID 1.
+// command, which keeps PID 1. With --no-pidns it is not PID 1, and the
+// /proc it has is the right one already.
 func runCommandInit(path string, argv []string) int {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err == nil {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err == nil && os.Getpid() == 1 {
 		if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 			fmt.Fprintf(os.Stderr, "pasta: mounting /proc for the command: %v\n", err)
 		}

@@ -29,6 +29,7 @@ const (
 	kindSpliceNs                     // the namespace side of a spliced connection
 	kindCtlListen                    // the control socket (ctl.go)
 	kindCtlClient                    // a client of the control socket
+	numKinds
 )
 
 func makeRef(kind epKind, index int) epRef { return epRef(uint32(kind)<<24 | uint32(index)&0xffffff) }
@@ -84,6 +85,9 @@ func (c *ctx) runOnce(timeoutMS int) error {
 	for i := 0; i < n; i++ {
 		c.dispatch(epRef(c.events[i].Fd), c.events[i].Events)
 	}
+	if c.cfg.statsDelay > 0 {
+		c.reportStats(n)
+	}
 	if c.timersArmed && c.now >= c.nextTimerTick {
 		c.timersArmed = c.flows.runTimers(c)
 		c.nextTimerTick = c.now + timerTickNS
@@ -119,6 +123,7 @@ func (c *ctx) updateClock() {
 var clockBase = time.Now()
 
 func (c *ctx) dispatch(ref epRef, events uint32) {
+	c.stats.events[ref.kind()]++
 	switch ref.kind() {
 	case kindTap:
 		c.tapReadable(events)

@@ -51,7 +51,7 @@ where Podman finds it first, and as the command gopasta.
 Without PID or --netns, pasta creates a user and a network namespace and
 runs COMMAND in them, by default the user's shell ($SHELL, else /bin/sh),
 and exits with its status. The command is PID 1 of new PID, mount, UTS
-and IPC namespaces too, with its own /proc.
+and IPC namespaces too, with its own /proc (not with --no-pidns).
 
 With PID, pasta connects the network namespace of that process, joining
 its user namespace first; with --netns, the namespace of a file such as
@@ -121,7 +121,14 @@ namespace's own address, or from its loopback with --host-lo-to-ns-lo.
 --no-splice sends them through the tap device instead.
 
 Connections from other machines to a -t port arrive in the namespace
-from the client's own address.`
+from the client's own address. A client on the host itself that comes
+through the host's own address, which the namespace has too, arrives from
+the --map-guest-addr address of its IP version if there is one, else from
+pasta's own address: the IPv4 gateway, or the IPv6 link-local address
+pasta answers from. So do loopback clients that are not spliced when
+there is no --map-host-loopback address, and 127.0.0.0/8 addresses other
+than 127.0.0.1. A forwarded connection that can't be delivered (no
+address to show it from, no answer to its SYN, no room for it) is reset.`
 
 const examplesText = `A shell with the host's network, in new namespaces:
 

@@ -225,19 +225,23 @@ type nsLinkConfig struct {
 }
 
 // configureNamespace brings up lo (pasta always does, so that loopback
-// works in the namespace), sets the tap's MAC address if asked, and with
-// lc.up configures the tap like the host's interface.
+// works in the namespace) and, unless there is no tap (ifname ""), sets the
+// tap's MAC address if asked, and with lc.up configures the tap like the
+// host's interface.
 func configureNamespace(ifname string, lc *nsLinkConfig) error {
 	conn, err := netlinkConn()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if lc.tapIndex, err = linkIndex(conn, ifname); err != nil {
-		return err
-	}
 	if err := setLink(conn, &rtnetlink.LinkMessage{Index: loopbackIndex, Flags: unix.IFF_UP, Change: unix.IFF_UP}); err != nil {
 		return fmt.Errorf("bringing up lo: %w", err)
+	}
+	if ifname == "" {
+		return nil
+	}
+	if lc.tapIndex, err = linkIndex(conn, ifname); err != nil {
+		return err
 	}
 	tap := &rtnetlink.LinkMessage{Index: uint32(lc.tapIndex)}
 	if lc.up {

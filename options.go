@@ -88,6 +88,16 @@ the background once the namespace is connected. pasta always stays in the
 foreground when it runs a command.`,
 	},
 	{
+		Long: "stats", Arg: "DELAY", Group: groupLogging,
+		Set:  setStats,
+		Help: "print event counts, at most every DELAY seconds",
+		Man: `Print on standard error how many events of each kind pasta has
+handled since it started: a header naming the kinds of descriptors once,
+then a line of counts at most every DELAY seconds, and only when there
+were events since the last line. 0, the default, prints nothing. Needs
+the foreground: a command, or --foreground with a PID or --netns.`,
+	},
+	{
 		Long: "stderr", Short: 'e', Group: groupLogging,
 		Set:  setFlag(func(c *config) { c.stderr = true }),
 		Help: "no effect, kept for compatibility",
@@ -527,6 +537,27 @@ process of PID exits. By default pasta exits then.`,
 		Man: `Configure the tap device in the namespace: bring it up with its MTU,
 and add the addresses and routes copied from the host or given by
 options, so that the namespace needs no DHCP client.`,
+	},
+	{
+		Long: "no-pidns", Group: groupNamespaces,
+		Set:  setFlag(func(c *config) { c.noPidns = true }),
+		Help: "run the command in pasta's PID namespace, with its /proc",
+		Man: `Run the command in the PID namespace pasta itself runs in, and mount
+no /proc for it, instead of making it PID 1 of a new PID namespace with a
+/proc of its own: for places where procfs can't be mounted, such as
+inside a container. Processes the command leaves behind then keep running
+after it exits. Not with a PID or --netns.`,
+	},
+	{
+		Long: "splice-only", Group: groupNamespaces,
+		Set:  setFlag(func(c *config) { c.spliceOnly = true }),
+		Help: "make no tap device: only forward loopback traffic",
+		Man: `Make no tap device in the namespace, which then has only its loopback
+interface: pasta only joins local traffic socket to socket, from the
+host's loopback to the namespace's loopback for -t and -u, and from the
+namespace's loopback to the host's for -T and -U. Other clients of -t and
+-u ports are refused (reset; datagrams dropped). --config-net then only
+brings up lo.`,
 	},
 	{
 		Long: "no-copy-routes", Group: groupNamespaces,

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
+	"os"
 
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
@@ -82,6 +84,12 @@ type ctx struct {
 	ruleSeq       uint64
 	ctl           *ctlServer
 
+	// --stats (stats.go).
+	statsPending bool      // events were handled since the last line
+	statsNext    int64     // when the next line may be printed
+	statsLine    []byte    // the line being printed
+	statsOut     io.Writer // standard error
+
 	// Warnings that are given once, or once a second.
 	warnedPing bool
 	nextWarn   [warnKinds]int64 // when each kind of warning may be logged again
@@ -99,10 +107,13 @@ type stats struct {
 	udpDropped  uint64
 	udpSuperIn  uint64 // UDP super-frames from the guest (udp_offload.go)
 	udpSuperOut uint64 // and to it
+
+	events [numKinds]uint64 // epoll events handled, by kind of descriptor (--stats)
 }
 
-// newCtx creates the loop state for a frame device. The caller adds
-// protocol configuration (ip4, ip6) before running it.
+// newCtx creates the loop state for a frame device (nil: none, with
+// --splice-only). The caller adds protocol configuration (ip4, ip6) before
+// running it.
 func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -119,7 +130,8 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		mtu:    mtuDefault,
 		wakeFD: -1,
 
-		spareFD: -1,
+		spareFD:  -1,
+		statsOut: os.Stderr,
 
 		tcpAcks:     make([]int32, 0, 256),
 		peekIov:     make([]unix.Iovec, 0, 1024),
@@ -140,6 +152,9 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		return nil, fmt.Errorf("flow table: %w", err)
 	}
 	c.openSpareFD()
+	if dev == nil { // --splice-only
+		return c, nil
+	}
 	if err := c.epollAdd(dev.fd(), unix.EPOLLIN, makeRef(kindTap, 0)); err != nil {
 		unix.Close(epfd)
 		return nil, err

@@ -33,17 +33,18 @@ func setup(cfg *config) (*ctx, error) {
 	if err != nil {
 		return nil, err
 	}
-	ifname := tapName(cfg, &ip4, &ip6)
-	var tap *tapIO
-	if err := ns.do(func() (err error) { tap, err = openTap(ifname); return err }); err != nil {
+	ifname, dev, err := openNamespaceTap(cfg, ns, &ip4, &ip6)
+	if err != nil {
 		return nil, err
 	}
-	c, err := newCtx(cfg, tap)
+	c, err := newCtx(cfg, dev)
 	if err != nil {
 		return nil, err
 	}
 	c.ip4, c.ip6, c.ns = ip4, ip6, ns
-	c.setupAutoconfig()
+	if dev != nil {
+		c.setupAutoconfig()
+	}
 	if err := c.configureNamespace(ifname); err != nil {
 		return nil, err
 	}
@@ -69,9 +70,28 @@ func setup(cfg *config) (*ctx, error) {
 	return c, nil
 }
 
+// openNamespaceTap makes the tap device in the namespace and returns its
+// name, or nothing with --splice-only (pasta(1)): then only spliced,
+// local traffic is forwarded.
+func openNamespaceTap(cfg *config, ns *nsThread, ip4, ip6 *ipConf) (string, frameIO, error) {
+	if cfg.spliceOnly {
+		return "", nil, nil
+	}
+	ifname := tapName(cfg, ip4, ip6)
+	var tap *tapIO
+	if err := ns.do(func() (err error) { tap, err = openTap(ifname); return err }); err != nil {
+		return "", nil, err
+	}
+	return ifname, tap, nil
+}
+
 // resolveHostConfig reads the host's upstream configuration for both IP
-// versions.
+// versions. With --splice-only there is none to read: the namespace gets
+// no addresses, and local traffic needs none.
 func resolveHostConfig(cfg *config) (ipConf, ipConf, error) {
+	if cfg.spliceOnly {
+		return ipConf{enabled: !cfg.ipv6Only}, ipConf{enabled: !cfg.ipv4Only}, nil
+	}
 	conn, err := netlinkConn()
 	if err != nil {
 		return ipConf{}, ipConf{}, err
@@ -115,7 +135,7 @@ func tapName(cfg *config, ip4, ip6 *ipConf) string {
 }
 
 // configureNamespace brings up lo and, with --config-net, configures the
-// tap like the host's interface.
+// tap (if there is one) like the host's interface.
 func (c *ctx) configureNamespace(ifname string) error {
 	lc := nsLinkConfig{mac: net.HardwareAddr(c.cfg.nsMAC)}
 	if c.cfg.configNet {
@@ -142,7 +162,7 @@ func (c *ctx) configureNamespace(ifname string) error {
 // checkPingSockets warns at start when ping sockets are refused, so that a
 // failing ping in the namespace has an explanation.
 func (c *ctx) checkPingSockets() {
-	if c.cfg.noICMP {
+	if c.cfg.noICMP || c.dev == nil { // no guest frames, no echo requests
 		return
 	}
 	for _, fam := range []struct {
@@ -163,6 +183,10 @@ func (c *ctx) checkPingSockets() {
 
 // logConfiguration prints what the namespace gets, like C pasta does.
 func (c *ctx) logConfiguration(ifname string) {
+	if c.cfg.spliceOnly {
+		infof("No tap device (--splice-only): forwarding loopback traffic only")
+		return
+	}
 	infof("Outbound interface: %s, namespace interface: %s", firstNonEmpty(c.ip4.hostIf, c.ip6.hostIf), ifname)
 	if c.ip4.enabled {
 		infof("IPv4: address %s/%d, gateway %s", c.ip4.addr, c.ip4.prefixLen, c.ip4.gw)

@@ -54,12 +54,13 @@ func (c *ctx) spliceable(peer netip.Addr) bool {
 
 // nsTarget is where a spliced flow connects in the namespace: the rule's
 // target address if it gives one, else the namespace's own address, or its
-// loopback with --host-lo-to-ns-lo; at the target port.
+// loopback with --host-lo-to-ns-lo or --splice-only (the namespace then has
+// no other address); at the target port.
 func (c *ctx) nsTarget(family netip.Addr, to netip.AddrPort) (netip.AddrPort, bool) {
 	switch {
 	case to.Addr().IsValid():
 		return to, true
-	case c.cfg.hostLoToNsLo:
+	case c.cfg.hostLoToNsLo || c.cfg.spliceOnly:
 		return netip.AddrPortFrom(loopbackOf(family), to.Port()), true
 	}
 	ic := c.ipConfFor(family)

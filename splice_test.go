@@ -209,3 +209,19 @@ func pipeInodes(t *testing.T, pipes [][2]int) []uint64 {
 	slices.Sort(inodes)
 	return inodes
 }
+
+// With --splice-only there is no tap (newCtx takes no device), the
+// namespace has no address, and spliced flows go to its loopback.
+func TestSpliceOnlyTargetsLoopback(t *testing.T) {
+	c, err := newCtx(&config{spliceOnly: true, mtu: -1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(c.epfd)
+	defer unix.Close(c.spareFD)
+	for _, family := range []netip.Addr{loopback4, loopback6} {
+		if dst, ok := c.nsTarget(family, netip.AddrPortFrom(netip.Addr{}, 8000)); !ok || dst != netip.AddrPortFrom(family, 8000) {
+			t.Errorf("target for a %s client: %s (%v), want the namespace's %s", family, dst, ok, family)
+		}
+	}
+}

@@ -1024,8 +1024,8 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, to netip.AddrPort, rule ru
 	ic := c.ipConfFor(peer.Addr())
 	src, ok := c.inboundSource(peer.Addr())
 	dst := ic.guestTarget(src, to.Addr())
-	if !ic.enabled || !ok || !dst.IsValid() {
-		c.warnRateLimited(warnNoSource, "forwarded TCP connection from %s to port %d: no address to forward it from or to, reset", peer, target)
+	if why := inboundProblem(ic, ok, dst); why != "" {
+		c.warnRateLimited(warnNoSource, "forwarded TCP connection from %s to port %d: %s, reset", peer, target, why)
 		closeWithReset(fd)
 		return
 	}

@@ -358,11 +358,11 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	ic := c.ipConfFor(from.Addr())
 	src, ok := c.inboundSource(from.Addr())
 	dst := ic.guestTarget(src, l.targetAddr)
-	if !ic.enabled || !ok || !dst.IsValid() {
+	if why := inboundProblem(ic, ok, dst); why != "" {
 		// A UDP sender can't be told: without raw sockets pasta can't
 		// send it an ICMP error. The C pasta drops these silently.
 		c.stats.udpDropped++
-		c.warnRateLimited(warnNoSource, "forwarded UDP datagram from %s to port %d: no address to forward it from or to, dropped", from, l.target)
+		c.warnRateLimited(warnNoSource, "forwarded UDP datagram from %s to port %d: %s, dropped", from, l.target, why)
 		return nil
 	}
 	key := newFlowKey(protoUDP, dst, l.target, src, from.Port())
