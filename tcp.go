@@ -549,9 +549,11 @@ func (c *ctx) tcpGuestData(i int) {
 // tcpWindowTaken takes n bytes the socket just took from the window last
 // computed: the free space of its send buffer shrinks by as much (or less,
 // as the kernel sends), so the window stays safe to advertise without the
-// two system calls that compute it, until it has shrunk to half.
+// two system calls that compute it. Only while little was taken, though:
+// past a sixteenth of it, the kernel has likely sent some out since, and a
+// window that only shrinks would hold back a guest sending in bulk.
 func tcpWindowTaken(tc *tcpConn, n int) {
-	if uint32(n) >= tc.rcvWnd || tc.rcvWnd-uint32(n) < tc.rcvWndBase/2 {
+	if uint32(n) >= tc.rcvWnd || tc.rcvWndBase-(tc.rcvWnd-uint32(n)) >= tc.rcvWndBase/16 {
 		tc.rcvWndOld = true
 		return
 	}
