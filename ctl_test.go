@@ -936,3 +936,70 @@ func expectTCPFrame(t *testing.T, tp *testPasta) (*layers.IPv4, *layers.TCP) {
 		}
 	}
 }
+
+// udpAsk sends msg from client and returns the answer, "" if none comes
+// within wait, driving the loop meanwhile.
+func (cp *ctlPasta) udpAsk(client *net.UDPConn, msg string, wait time.Duration) string {
+	cp.t.Helper()
+	if _, err := client.Write([]byte(msg)); err != nil {
+		cp.t.Fatal(err)
+	}
+	return await(cp.testPasta, wait+time.Second, func() string {
+		buf := make([]byte, 64)
+		_ = client.SetReadDeadline(time.Now().Add(wait))
+		n, _ := client.Read(buf)
+		return string(buf[:n])
+	})
+}
+
+// TestControlDeleteKeepsUDPFlows: deleting a UDP rule keeps the flows it
+// made (their replies go through its socket, which stays, retired) but
+// takes no new senders; the socket closes once its flows are gone, and
+// adding the rule again takes it back.
+func TestControlDeleteKeepsUDPFlows(t *testing.T) {
+	cp := newCtlPasta(t, nil)
+	_, server := udpEchoServer(t)
+	p := freePorts(t, 1)[0]
+	spec := "127.0.0.1/" + itoa(p) + ":" + itoa(server)
+	cp.mustApply(add("udp-ports", spec))
+	fd := cp.c.listeners[0].fd
+	dial := func() *net.UDPConn {
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	old := dial()
+	if got := cp.udpAsk(old, "a", 2*time.Second); got != "echo:a" {
+		t.Fatalf("before the deletion: %q", got)
+	}
+	cp.mustApply(del("udp-ports", spec))
+	if got := cp.udpAsk(old, "b", 2*time.Second); got != "echo:b" {
+		t.Errorf("a flow of the deleted rule: %q, want its answer", got)
+	}
+	if got := cp.udpAsk(dial(), "c", 300*time.Millisecond); got != "" {
+		t.Errorf("a new sender after the deletion got %q", got)
+	}
+	// Added again, the rule takes the retired socket back.
+	cp.mustApply(add("udp-ports", spec))
+	if l := cp.c.listeners[0]; l.fd != fd || l.retired || l.rule == 0 {
+		t.Errorf("listener %+v after the rule came back, want socket %d in force", l, fd)
+	}
+	if got := cp.udpAsk(dial(), "d", 2*time.Second); got != "echo:d" {
+		t.Errorf("a new sender after the rule came back: %q", got)
+	}
+	// Deleted again, and its flows gone: the port is free.
+	cp.mustApply(del("udp-ports", spec))
+	for fi := cp.c.flows.nextUsed(0); fi >= 0; fi = cp.c.flows.nextUsed(fi + 1) {
+		cp.c.flows.kill(cp.c, fi)
+	}
+	cp.c.flows.sweep(cp.c)
+	cp.c.closeIdleRetired()
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(p)})
+	if err != nil {
+		t.Fatalf("port %d once the deleted rule's flows are gone: %v", p, err)
+	}
+	u.Close()
+}

@@ -156,6 +156,10 @@ type listener struct {
 	// loopback for -T and -U.
 	targetAddr netip.Addr
 	auto       bool // opened by the auto scan
+	// retired: its rule was deleted, but UDP flows still send their
+	// replies through it; it takes no new senders, and closes once they
+	// are gone (fwdtable.go).
+	retired bool
 }
 
 // to is where the listener's connections go: the target port, and the
@@ -459,16 +463,28 @@ func (c *ctx) followBound(slot int, bound, open *portSet) {
 			continue
 		}
 		for _, a := range c.bindAddrs(r.dir, r.bindAddr) {
-			li, err := c.openListener(r.dir, netip.AddrPortFrom(a, uint16(p)), r.bindIf, netip.AddrPortFrom(r.targetAddr, target))
-			if err != nil {
-				if debugOn() {
-					debugf("auto: %s port %d: %v", r.dir.option, p, err)
-				}
-				continue
+			if err := c.autoSocket(slot, netip.AddrPortFrom(a, uint16(p)), target); err != nil && debugOn() {
+				debugf("auto: %s port %d: %v", r.dir.option, p, err)
 			}
-			c.listeners[li].rule, c.listeners[li].auto = ref, true
 		}
 	}
+}
+
+// autoSocket gives auto rule slot a socket bound to ap, forwarding to
+// target: a retired one bound there if any (its rule was deleted while
+// UDP flows used it), else a new one.
+func (c *ctx) autoSocket(slot int, ap netip.AddrPort, target uint16) error {
+	r := &c.rules[slot]
+	li := c.retiredListener(socketKey{r.dir.proto, r.dir.inNs, ap.Addr(), r.bindIf, ap.Port()})
+	if li < 0 {
+		var err error
+		if li, err = c.openListener(r.dir, ap, r.bindIf, netip.AddrPortFrom(r.targetAddr, target)); err != nil {
+			return err
+		}
+	}
+	l := &c.listeners[li]
+	l.rule, l.auto, l.retired, l.target, l.targetAddr = refOf(slot), true, false, target, r.targetAddr
+	return nil
 }
 
 // scanBoundPorts adds to ports the local ports of the sockets in the given

@@ -31,8 +31,9 @@ import (
 // and bound again, so replacing a rule never loses its port to another
 // process. Deleting a rule closes its sockets: no new connections;
 // connections already accepted through it (TCP, tap or spliced) are
-// separate sockets and carry on. UDP flows end with the rule's socket,
-// through which their replies go.
+// separate sockets and carry on. A UDP socket that flows still reply
+// through is retired instead: it serves those flows only, and closes once
+// they are gone (or goes back into service if a rule needs it again).
 
 // fwdTable is one of the two tables.
 type fwdTable uint8
@@ -316,7 +317,7 @@ func (c *ctx) commitPlan(plan []plannedRule) error {
 	handover := map[socketKey]int{}
 	for i := range c.listeners {
 		l := &c.listeners[i]
-		if l.fd >= 0 && l.rule > 0 && !kept[int(l.rule-1)] {
+		if l.fd >= 0 && (l.retired || (l.rule > 0 && !kept[int(l.rule-1)])) {
 			handover[l.key()] = i
 		}
 	}
@@ -403,7 +404,7 @@ func (c *ctx) installPlan(plan []plannedRule, kept map[int]bool, pending []pendi
 	}
 	for _, ps := range pending {
 		l := &c.listeners[ps.listener]
-		l.rule, l.target, l.targetAddr, l.auto = refOf(slots[ps.planned]), ps.target, plan[ps.planned].r.targetAddr, false
+		l.rule, l.target, l.targetAddr, l.auto, l.retired = refOf(slots[ps.planned]), ps.target, plan[ps.planned].r.targetAddr, false, false
 	}
 }
 
@@ -423,11 +424,19 @@ func (c *ctx) addRule(d fwdDir, r fwdRange) int {
 }
 
 // removeRule takes a rule out of force: its sockets close, except those in
-// keep (handed over to a new rule), and its flows stop counting for it.
+// keep (handed over to a new rule) and UDP sockets that flows still reply
+// through (retired until the flows are gone), and its flows stop counting
+// for it.
 func (c *ctx) removeRule(slot int, keep map[int]bool) {
 	ref := refOf(slot)
+	inUse := c.udpListenersInUse()
 	for i := range c.listeners {
-		if l := &c.listeners[i]; l.fd >= 0 && l.rule == ref && !keep[i] {
+		l := &c.listeners[i]
+		switch {
+		case l.fd < 0 || l.rule != ref || keep[i]:
+		case inUse[i]:
+			l.rule, l.retired, l.auto = 0, true, false
+		default:
 			c.closeListener(i)
 		}
 	}
@@ -438,6 +447,44 @@ func (c *ctx) removeRule(slot int, keep map[int]bool) {
 	}
 	infof("no longer forwarding %s", formatRule(c.rules[slot].dir, c.rules[slot].fwdRange))
 	c.rules[slot] = rule{}
+}
+
+// udpListenersInUse returns the listeners that UDP flows reply through.
+func (c *ctx) udpListenersInUse() map[int]bool {
+	inUse := map[int]bool{}
+	for fi := c.flows.nextUsed(0); fi >= 0; fi = c.flows.nextUsed(fi + 1) {
+		if f := c.flows.at(fi); f.typ == flowUDP && !f.dead && f.udp.listener >= 0 {
+			inUse[f.udp.listener] = true
+		}
+	}
+	return inUse
+}
+
+// closeIdleRetired closes the retired listeners no flow replies through
+// any more: the flows of a deleted rule ended (idle timeout).
+func (c *ctx) closeIdleRetired() {
+	var inUse map[int]bool
+	for i := range c.listeners {
+		if l := &c.listeners[i]; l.fd >= 0 && l.retired {
+			if inUse == nil {
+				inUse = c.udpListenersInUse()
+			}
+			if !inUse[i] {
+				c.closeListener(i)
+			}
+		}
+	}
+}
+
+// retiredListener finds a retired listener bound as k, which a rule that
+// needs that socket takes over; -1 if there is none.
+func (c *ctx) retiredListener(k socketKey) int {
+	for i := range c.listeners {
+		if l := &c.listeners[i]; l.fd >= 0 && l.retired && l.key() == k {
+			return i
+		}
+	}
+	return -1
 }
 
 // bindAddrs returns the addresses a rule's sockets are bound to: its own,

@@ -198,6 +198,7 @@ func (c *ctx) housekeeping() {
 	c.flows.expire(c)
 	c.flows.release()
 	c.scanAutoForward()
+	c.closeIdleRetired()
 	c.ctlExpire()
 	c.sendPeriodicRouterAdvert()
 }

@@ -404,10 +404,10 @@ func (c *ctx) udpSpliceDatagram(li int, from netip.AddrPort, k int) {
 // udpSpliceFlow opens the socket that forwards a local sender's datagrams
 // to the other side: in the namespace for -u, on the host for -U.
 func (c *ctx) udpSpliceFlow(key flowKey, li int, from netip.AddrPort) (int, bool) {
-	if !c.makeRoom(poolUDP) {
-		return 0, false
-	}
 	l := &c.listeners[li]
+	if l.retired || !c.makeRoom(poolUDP) {
+		return 0, false // a retired listener's rule is gone: no new senders
+	}
 	sock, err := c.udpSpliceSocket(l, from)
 	if err != nil {
 		if debugOn() {

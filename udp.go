@@ -369,6 +369,10 @@ func (c *ctx) udpInboundFlow(li int, from netip.AddrPort) *flow {
 	if i, ok := c.flows.lookup(key); ok {
 		return c.flows.at(i)
 	}
+	if l.retired {
+		c.stats.udpDropped++ // its rule is gone: no new senders
+		return nil
+	}
 	if !c.makeRoom(poolUDP) {
 		return nil
 	}

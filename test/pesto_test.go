@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -422,7 +423,8 @@ func TestPestoHostileClients(t *testing.T) {
 // TestPestoKeepsConnections: deleting a rule stops new connections on its
 // port, but connections it accepted carry on: through the tap (a remote
 // client), spliced (a client on the host's loopback), and spliced the
-// other way (-T: a client in the namespace of a host server).
+// other way (-T: a client in the namespace of a host server); and UDP
+// flows of a -u rule, through the tap and spliced.
 func TestPestoKeepsConnections(t *testing.T) {
 	hold := pestoToolProg.binary(t)
 	tcp := tcpToolProg.binary(t)
@@ -432,11 +434,13 @@ func TestPestoKeepsConnections(t *testing.T) {
 		startServer(t, sb, sb.Host(withTimeout(t, 5*time.Minute), m.as, hold, "serve", "-name", "HOST", "-l", "127.0.0.1:9100"))
 		// The namespace: an echo server, and a client of -T port 9100 that
 		// waits for the flag file between its two exchanges.
-		script := fmt.Sprintf("%s serve -name NS -l :8080 & sleep 1; %s hold -c 127.0.0.1:9100 -wait %s; wait", hold, hold, flag)
-		r := startPestoRig(t, m, sb, []string{"-t", "8080", "-u", "none", "-T", "9100", "-U", "none"}, 1, "sh", "-c", script)
+		script := fmt.Sprintf("%s serve -name NS -l :8080 -u :8080 & sleep 1; %s hold -c 127.0.0.1:9100 -wait %s; wait", hold, hold, flag)
+		r := startPestoRig(t, m, sb, []string{"-t", "8080", "-u", "8080", "-T", "9100", "-U", "none"}, 1, "sh", "-c", script)
 		clients := map[string]*sandbox.Proc{
-			"tap":     sb.Start(t, sb.Remote(r.ctx, m.as, hold, "hold", "-c", hostPort(sandbox.HostAddr4, "8080"), "-wait", flag)),
-			"spliced": sb.Start(t, sb.Host(r.ctx, m.as, hold, "hold", "-c", "127.0.0.1:8080", "-wait", flag)),
+			"tap":         sb.Start(t, sb.Remote(r.ctx, m.as, hold, "hold", "-c", hostPort(sandbox.HostAddr4, "8080"), "-wait", flag)),
+			"spliced":     sb.Start(t, sb.Host(r.ctx, m.as, hold, "hold", "-c", "127.0.0.1:8080", "-wait", flag)),
+			"udp-tap":     sb.Start(t, sb.Remote(r.ctx, m.as, hold, "udphold", "-c", hostPort(sandbox.HostAddr4, "8080"), "-wait", flag)),
+			"udp-spliced": sb.Start(t, sb.Host(r.ctx, m.as, hold, "udphold", "-c", "127.0.0.1:8080", "-wait", flag)),
 		}
 		for name, c := range clients {
 			waitForLine(t, c, "FIRST", 20*time.Second)
@@ -458,7 +462,9 @@ func TestPestoKeepsConnections(t *testing.T) {
 				t.Errorf("%s client: exited %v, %v\n%s%s", name, exited, err, c.Stdout(), c.Stderr())
 				continue
 			}
-			if s := toolLine(t, c.Stdout(), "SECOND"); s["name"] != "NS" || s["n"] != "2" {
+			// n counts the lines (datagrams, retries included) the server got.
+			s := toolLine(t, c.Stdout(), "SECOND")
+			if n, err := strconv.Atoi(s["n"]); s["name"] != "NS" || err != nil || n < 2 {
 				t.Errorf("%s client after the deletion: %v, want the namespace's second answer", name, s)
 			}
 		}
@@ -477,9 +483,12 @@ var pestoToolProg = &testTool{name: "pestotool", source: pestoToolSource}
 //
 //	serve -name N -l ADDR...   answer each line of each connection with
 //	                           "name=N n=COUNT" (lines so far on it)
+//	        -u ADDR...         and answer each datagram with "name=N n=COUNT"
+//	                           (datagrams so far from its sender)
 //	hold -c DST -wait FILE     connect, exchange a line (print FIRST ...),
 //	                           wait for FILE to exist, exchange another
 //	                           (print SECOND ...) on the same connection
+//	udphold -c DST -wait FILE  the same with datagrams, from one socket
 //	ctl -c SOCKET -send WHAT   connect to a control socket (print
 //	                           CONNECTED), send nothing, garbage or an
 //	                           oversized request, and print pasta's answer
@@ -513,6 +522,8 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	var listen multi
 	fs.Var(&listen, "l", "address to listen on")
+	var udpListen multi
+	fs.Var(&udpListen, "u", "UDP address to answer on")
 	name := fs.String("name", "", "server name")
 	dst := fs.String("c", "", "address (or socket) to connect to")
 	wait := fs.String("wait", "", "file to wait for")
@@ -520,9 +531,12 @@ func main() {
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "serve":
+		serveUDP(*name, udpListen)
 		serve(*name, listen)
 	case "hold":
 		hold(*dst, *wait)
+	case "udphold":
+		udphold(*dst, *wait)
 	case "ctl":
 		ctl(*dst, *send)
 	}
@@ -557,6 +571,61 @@ func serve(name string, addrs []string) {
 	select {}
 }
 
+func serveUDP(name string, addrs []string) {
+	for _, a := range addrs {
+		c, err := net.ListenPacket("udp", a)
+		if err != nil {
+			fatal("listen %s: %v", a, err)
+		}
+		go func() {
+			counts := map[string]int{}
+			buf := make([]byte, 1500)
+			for {
+				_, from, err := c.ReadFrom(buf)
+				if err != nil {
+					fatal("read: %v", err)
+				}
+				counts[from.String()]++
+				c.WriteTo([]byte(fmt.Sprintf("name=%s n=%d", name, counts[from.String()])), from)
+			}
+		}()
+	}
+}
+
+// waitFile waits up to a minute for path to exist.
+func waitFile(path string) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			fatal("no %s within a minute", path)
+		}
+	}
+}
+
+func udphold(dst, wait string) {
+	c, err := net.Dial("udp", dst)
+	if err != nil {
+		fatal("dial %s: %v", dst, err)
+	}
+	exchange := func(word string) {
+		buf := make([]byte, 1500)
+		for try := 0; try < 20; try++ {
+			c.Write([]byte(word))
+			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			if n, err := c.Read(buf); err == nil {
+				fmt.Printf("%s %s\n", word, buf[:n])
+				return
+			}
+		}
+		fatal("%s: no answer", word)
+	}
+	exchange("FIRST")
+	waitFile(wait)
+	exchange("SECOND")
+}
+
 func hold(dst, wait string) {
 	c, err := net.DialTimeout("tcp", dst, 10*time.Second)
 	if err != nil {
@@ -573,14 +642,7 @@ func hold(dst, wait string) {
 		fmt.Printf("%s %s\n", word, strings.TrimSpace(line))
 	}
 	exchange("FIRST")
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(wait); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			fatal("no %s within a minute", wait)
-		}
-	}
+	waitFile(wait)
 	exchange("SECOND")
 }
 

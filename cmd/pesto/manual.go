@@ -80,10 +80,11 @@ adds the TCP rule of port 2000, and deletes the TCP rule of port 3000 and
 the UDP rule of port 5000.
 
 A deleted rule's sockets close: its ports take no new connections.
-Connections it accepted go on, each with its own socket; UDP flows end
-with the rule, since their replies went through its socket. A rule that
-goes and one that comes in the same request with the same address and
-port share that socket, so replacing a rule never loses its port.`
+Connections it accepted go on, each with its own socket. So do its UDP
+flows: their replies go through the rule's socket, which stays bound for
+them alone until they end (180 s without traffic). A rule that goes and
+one that comes in the same request with the same address and port share
+that socket, so replacing a rule never loses its port.`
 
 const outputText = `pesto shows each table, HOST then SPLICE, and in each its rules in
 the order they were added, as the C pasta does, each followed by a line
