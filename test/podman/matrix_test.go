@@ -76,8 +76,18 @@ var (
 		func(fam int) string { return pick(fam, loopbackPeer4, loopbackPeer6) }}
 )
 
+// A client on the host itself connecting to the host's own address (what
+// Podman's tests call "tap"): pasta takes it on the tap path, and the
+// container sees it come from --map-guest-addr's address (169.254.1.2,
+// Podman's) over IPv4, and from the gateway's link-local address over
+// IPv6, as the C pasta shows it (pasta(1), NOTES, address translation).
+var posHostAddr = clientPos{"host-address",
+	func(w *world) string { return w.sb.HostPath() },
+	func(fam int) string { return pick(fam, sandbox.HostAddr4, sandbox.HostAddr6) },
+	func(fam int) string { return pick(fam, mapGuest, sandbox.Gateway6+"%"+sandbox.HostIf) }}
+
 // matrixPositions are the client positions every forwarding case runs from.
-var matrixPositions = []clientPos{posRemote, posLoopback}
+var matrixPositions = []clientPos{posRemote, posLoopback, posHostAddr}
 
 func pick(fam int, v4, v6 string) string {
 	if fam == 4 {
