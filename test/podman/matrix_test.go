@@ -52,6 +52,14 @@ const (
 	matrixCtr      = "matrix" // container name suffix
 	ctrWaitReady   = 100      // tries, 0.1 s apart, for portcheck to be ready
 	exchangeLimit  = 30 * time.Second
+
+	// cPastaAttempts: the C pasta of 2025-05-03 (trixie) now and then ends
+	// a spliced TCP connection after the client's FIN without passing on
+	// the server's answer (seen once in about ten runs of the matrix: a
+	// 10 MiB upload from the loopback, portcheck's answer written, the
+	// client read EOF). Such a failure of the reference is reported in
+	// the log and tried again; a case fails only if every try does.
+	cPastaAttempts = 3
 )
 
 // clientPos is where a client stands and which address it connects to.
@@ -325,12 +333,27 @@ func exchangeUDP(ns, addr string, data []byte) (checkReply, error) {
 }
 
 // checkDelivered sends data and checks portcheck's answer: every byte, the
-// container port, the client address.
-func checkDelivered(t *testing.T, ns, proto, dst string, pm portMap, peer string, data []byte) {
+// container port, the client address. The C pasta gets cPastaAttempts
+// tries at the exchange, each failed one reported in the log (see there);
+// gopasta gets one.
+func checkDelivered(t *testing.T, w *world, ns, proto, dst string, pm portMap, peer string, data []byte) {
 	t.Helper()
 	addr := net.JoinHostPort(dst, strconv.Itoa(pm.host))
+	attempts := 1
+	if w.pasta == "" {
+		attempts = cPastaAttempts
+	}
 	t0 := time.Now()
-	r, err := exchange(ns, proto, addr, data)
+	var r checkReply
+	var err error
+	for i := 1; i <= attempts; i++ {
+		if r, err = exchange(ns, proto, addr, data); err == nil {
+			break
+		}
+		if i < attempts {
+			t.Logf("NOTE: the C pasta failed %s %s with %d bytes (attempt %d of %d): %v", proto, addr, len(data), i, attempts, err)
+		}
+	}
 	if err != nil {
 		t.Errorf("%s %s: %v", proto, addr, err)
 		return
@@ -398,7 +421,7 @@ func TestForwardMatrix(t *testing.T) {
 							t.Run(name, func(t *testing.T) {
 								reach, refuse := kindPorts(kind, fam, pos)
 								for _, pm := range reach {
-									checkDelivered(t, pos.ns(w), proto, pos.dst(fam), pm, pos.peer(fam), randomBytes(t, probeLen))
+									checkDelivered(t, w, pos.ns(w), proto, pos.dst(fam), pm, pos.peer(fam), randomBytes(t, probeLen))
 								}
 								for _, p := range refuse {
 									checkPortRefused(t, pos.ns(w), proto, pos.dst(fam), p)
@@ -411,7 +434,7 @@ func TestForwardMatrix(t *testing.T) {
 						for _, pos := range matrixPositions {
 							name := strings.Join([]string{strings.ToUpper(proto), famName(fam), size + "-transfer", pos.name}, "/")
 							t.Run(name, func(t *testing.T) {
-								checkDelivered(t, pos.ns(w), proto, pos.dst(fam), portMap{portXfer, portXfer}, pos.peer(fam), randomBytes(t, n))
+								checkDelivered(t, w, pos.ns(w), proto, pos.dst(fam), portMap{portXfer, portXfer}, pos.peer(fam), randomBytes(t, n))
 							})
 						}
 					}

@@ -109,7 +109,9 @@ func serveTCP(ln net.Listener, port int) {
 				return
 			}
 			peer := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
-			_, _ = io.WriteString(c, answer(peer, port, n, h))
+			if _, err := io.WriteString(c, answer(peer, port, n, h)); err != nil {
+				log.Printf("tcp %d: answer to %s: %v", port, peer, err)
+			}
 		}()
 	}
 }
