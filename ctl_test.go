@@ -1003,3 +1003,36 @@ func TestControlDeleteKeepsUDPFlows(t *testing.T) {
 	}
 	u.Close()
 }
+
+// TestBestEffortRequest: the rules of all (and of lists of exclusions
+// only) are best effort: a request of them succeeds if any of their ports
+// could be bound (pasta(1)), and fails, changing nothing, if none could.
+func TestBestEffortRequest(t *testing.T) {
+	cp := newCtlPasta(t, nil)
+	ps := freePorts(t, 2)
+	busy, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(ps[1])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	rule := func(p uint16) ruleOp {
+		return ruleOp{kind: opAdd, dir: dirTCP, r: fwdRange{bindAddr: loopback4, first: p, last: p, target: p, bestEffort: true}}
+	}
+	if err := cp.c.applyRuleOps([]ruleOp{rule(ps[1])}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("best effort rules that bound nothing: %v, want the bind error", err)
+	}
+	if heads := ruleHeads(cp.show()); len(heads) != 0 {
+		t.Fatalf("a failed request left rules: %q", heads)
+	}
+	if err := cp.c.applyRuleOps([]ruleOp{rule(ps[0]), rule(ps[1])}); err != nil {
+		t.Fatalf("best effort rules of which one bound its port: %v", err)
+	}
+	tables := cp.show()
+	if r := findRule(t, tables, control.TableHost, "TCP [127.0.0.1]:"+itoa(ps[0])+"  =>  "+itoa(ps[0])+"  (best effort)"); r.Listening != itoa(ps[0]) {
+		t.Errorf("the rule that could bind listens on %q", r.Listening)
+	}
+	r := findRule(t, tables, control.TableHost, "TCP [127.0.0.1]:"+itoa(ps[1])+"  =>  "+itoa(ps[1])+"  (best effort)")
+	if got := control.CountersText(r); r.Listening != "" || !strings.HasSuffix(got, "; listening: none") {
+		t.Errorf("the rule whose port is taken: listening %q, shown as %q", r.Listening, got)
+	}
+}

@@ -193,7 +193,7 @@ func boundSocket(proto uint8, ap netip.AddrPort, ifname string, freebind bool) (
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, err
+		return -1, fmt.Errorf("socket for %s: %w", ap, err)
 	}
 	fail := func(err error) (int, error) {
 		unix.Close(fd)

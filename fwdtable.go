@@ -321,25 +321,39 @@ func (c *ctx) commitPlan(plan []plannedRule) error {
 			handover[l.key()] = i
 		}
 	}
+	// Every socket of a rule must be bound, but for best effort rules
+	// (all, lists of exclusions): of those, the request needs one at
+	// least (pasta(1): "unless no ports could be forwarded at all").
 	var pending []pendingSocket
+	var effortErr error
+	effortTried, effortBound := false, 0
 	for i, p := range plan {
 		if p.slot >= 0 || p.r.auto {
 			continue // kept with its sockets; auto rules bind when scanned
 		}
 		got, err := c.ruleSockets(i, p, handover)
 		pending = append(pending, got...)
-		if err != nil {
+		switch {
+		case p.r.bestEffort:
+			effortTried, effortBound = true, effortBound+len(got)
+			if effortErr == nil && err != nil {
+				effortErr = fmt.Errorf("%s: %w", p.dir.option, err)
+			}
+		case err != nil:
 			c.dropPending(pending)
-			return err
+			return fmt.Errorf("%s: %w", p.dir.option, err)
 		}
+	}
+	if effortTried && effortBound == 0 && effortErr != nil {
+		c.dropPending(pending)
+		return effortErr
 	}
 	c.installPlan(plan, kept, pending)
 	return nil
 }
 
-// ruleSockets binds (or takes over) the sockets of a new rule, and says
-// whether that satisfies the rule: every socket, or for a best effort
-// rule, at least one.
+// ruleSockets binds (or takes over) the sockets of a new rule, and returns
+// them with the first error, if a socket could not be bound.
 func (c *ctx) ruleSockets(planned int, p plannedRule, handover map[socketKey]int) ([]pendingSocket, error) {
 	var got []pendingSocket
 	var firstErr error
@@ -365,10 +379,7 @@ func (c *ctx) ruleSockets(planned int, p plannedRule, handover map[socketKey]int
 			got = append(got, ps)
 		}
 	}
-	if firstErr != nil && (!p.r.bestEffort || len(got) == 0) {
-		return got, fmt.Errorf("%s: %w", p.dir.option, firstErr)
-	}
-	return got, nil
+	return got, firstErr
 }
 
 // dropPending closes the sockets bound for a request that failed; those
