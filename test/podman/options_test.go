@@ -6,7 +6,7 @@ package podman
 // default and a custom forward address, pasta's exit when the namespace
 // goes, Podman's refusal of an unsupported protocol, pasta options from
 // containers.conf, host.containers.internal with custom addresses and on a
-// rootless bridge network (whose namespace pasta connects too). All of it
+// rootless bridge network (whose namespace pasta connects too), with -p. All of it
 // is one run.sh call per variant.
 
 import (
@@ -35,7 +35,8 @@ const (
 	optMAC1     = "9a:dd:31:ea:92:98" // --ns-mac-addr from containers.conf
 	optMAC2     = "aa:bb:cc:dd:ee:ff" // --ns-mac-addr from the command line
 	sctpPort    = 10099
-	pidGoneMs   = 5000 // pasta must be gone this long after its namespace
+	pidGoneMs   = 5000  // pasta must be gone this long after its namespace
+	bridgePort  = 10080 // -p on the bridge network
 )
 
 // optCase is one podman command of the script and what its output must
@@ -178,8 +179,28 @@ echo "$pid $ms" >"$D/pidgone"`)
 			sec{"hosts", "grep -w host.containers.internal /etc/hosts"},
 			sec{"wget", "wget -q -T 5 -O- " + remoteURL},
 		))
+		s.run("net-web", "podman", "run", "-d", "--name", s.ctr("netweb"), "--network", net,
+			"-p", fmt.Sprintf("%d:80", bridgePort), image, "httpd", "-f", "-p", "80", "-h", "/www")
+		s.step("bridge-up")
+		s.run("net-web-rm", "podman", "rm", "-f", "-t", "0", s.ctr("netweb"))
 		s.run("net-rm", "podman", "network", "rm", "-f", net)
-		o := w.exec(t, s, nil)
+		o := w.exec(t, s, map[string]func(*testing.T, *outcome){"bridge-up": func(t *testing.T, o *outcome) {
+			// -p on a bridge network: Podman's own forwarder (rootlessport,
+			// or pesto with Podman 6) behind pasta's namespace.
+			t.Run("bridge-network-port", func(t *testing.T) {
+				if _, ok := o.ok(t, "net-web"); !ok {
+					return
+				}
+				for _, c := range []webClient{
+					{"remote-ipv4", w.sb.RemotePath(), fmt.Sprintf("http://%s:%d", sandbox.HostAddr4, bridgePort), ""},
+					{"loopback-ipv4", w.sb.HostPath(), fmt.Sprintf("http://127.0.0.1:%d", bridgePort), ""},
+				} {
+					if waitHTTP(t, c, containerIndex) {
+						checkWeb(t, c, containerIndex, nil)
+					}
+				}
+			})
+		}})
 
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -233,6 +254,7 @@ echo "$pid $ms" >"$D/pidgone"`)
 					t.Errorf("the remote's index.html: %q, want %q", out, remoteIndex)
 				}
 			}
+			o.ok(t, "net-web-rm")
 			o.ok(t, "net-rm")
 			peers := w.remoteHTTP.Peers()
 			for _, p := range peers {
