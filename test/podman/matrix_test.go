@@ -53,12 +53,8 @@ const (
 	ctrWaitReady   = 100      // tries, 0.1 s apart, for portcheck to be ready
 	exchangeLimit  = 30 * time.Second
 
-	// cPastaAttempts: the C pasta of 2025-05-03 (trixie) now and then ends
-	// a spliced TCP connection after the client's FIN without passing on
-	// the server's answer (seen once in about ten runs of the matrix: a
-	// 10 MiB upload from the loopback, portcheck's answer written, the
-	// client read EOF). Such a failure of the reference is reported in
-	// the log and tried again; a case fails only if every try does.
+	// cPastaAttempts is how many tries the C pasta gets at a transfer
+	// (see attempts).
 	cPastaAttempts = 3
 )
 
@@ -333,25 +329,20 @@ func exchangeUDP(ns, addr string, data []byte) (checkReply, error) {
 }
 
 // checkDelivered sends data and checks portcheck's answer: every byte, the
-// container port, the client address. The C pasta gets cPastaAttempts
-// tries at the exchange, each failed one reported in the log (see there);
-// gopasta gets one.
+// container port, the client address, in attempts(w) tries.
 func checkDelivered(t *testing.T, w *world, ns, proto, dst string, pm portMap, peer string, data []byte) {
 	t.Helper()
 	addr := net.JoinHostPort(dst, strconv.Itoa(pm.host))
-	attempts := 1
-	if w.pasta == "" {
-		attempts = cPastaAttempts
-	}
+	tries := attempts(w)
 	t0 := time.Now()
 	var r checkReply
 	var err error
-	for i := 1; i <= attempts; i++ {
+	for i := 1; i <= tries; i++ {
 		if r, err = exchange(ns, proto, addr, data); err == nil {
 			break
 		}
-		if i < attempts {
-			t.Logf("NOTE: the C pasta failed %s %s with %d bytes (attempt %d of %d): %v", proto, addr, len(data), i, attempts, err)
+		if i < tries {
+			t.Logf("NOTE: the C pasta failed %s %s with %d bytes (try %d of %d): %v", proto, addr, len(data), i, tries, err)
 		}
 	}
 	if err != nil {
@@ -381,6 +372,22 @@ func checkPortRefused(t *testing.T, ns, proto, dst string, port int) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("%s %s: %+v %v, want connection refused (the port is bound elsewhere)", proto, addr, r, err)
 	}
+}
+
+// attempts is how many tries a transfer gets: one for gopasta, which must
+// pass every case, and cPastaAttempts for the C pasta, whose failed tries
+// are reported in the log as NOTEs. Both C pastas now and then fail in
+// ways that are theirs: the one of 2025-05-03 ended a spliced TCP
+// connection after the client's FIN without passing on portcheck's answer
+// (a 10 MiB upload from the loopback; the client read EOF), and the one of
+// 2026-10-02 stalled a 2 MiB download from a container to the remote over
+// IPv6 for 20 s (its uploads from the guest stall on this machine, see
+// bench/README.md). A case fails the C pasta only if every try does.
+func attempts(w *world) int {
+	if w.pasta == "" {
+		return cPastaAttempts
+	}
+	return 1
 }
 
 func famName(fam int) string { return "IPv" + strconv.Itoa(fam) }
