@@ -84,12 +84,13 @@ home=$(awk -F: -v u="$U" '$1 == u { print $6 }' "$R/etc/passwd")
 if [ "$uid" != 0 ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
 	echo "run.sh: warning: rootless pasta needs /dev/net/tun mode 666" >&2
 fi
-# The argv logger writes into a folder of ours (any user may write there),
-# appended to PASTA_LOG at the end.
+# The argv logger writes into a folder of ours beside PASTA_LOG (any user
+# may write there; a call killed before its end leaves it in the caller's
+# folder, not in /tmp), appended to PASTA_LOG at the end.
 logdir=""
 if [ -n "${PASTA_LOG:-}" ]; then
 	touch "$PASTA_LOG"
-	logdir=$(mktemp -d /tmp/gopasta-pasta-log.XXXXXX)
+	logdir=$(mktemp -d "$(dirname "$(readlink -f "$PASTA_LOG")")/.pasta-log.XXXXXX")
 	chmod 1777 "$logdir"
 	# (no file when Podman called no pasta through the logger: not an error)
 	trap 'cat "$logdir"/* >>"$PASTA_LOG" 2>/dev/null || true; rm -rf "$logdir"' EXIT
