@@ -122,4 +122,7 @@ type config struct {
 	spliceOnly   bool             // --splice-only
 	targetPID    int              // PID given as the only positional argument; 0 if none
 	command      []string         // command to run in a new namespace; empty: the user's shell
+
+	// Confinement.
+	chrootFallback bool // --chroot-fallback
 }

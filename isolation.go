@@ -1,50 +1,101 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// The process model (see docs/architecture.md):
+// The process model (see docs/architecture.md). The process the user
+// started, the launcher, never runs the event loop: it re-executes this
+// binary as the stage that does, which the constructor in preinit.go puts
+// into namespaces of its own before Go starts, so that once set up it can
+// confine itself (confine.go):
 //
-//   - pasta [-- CMD]: unless we already have CAP_SYS_ADMIN, the launcher
-//     re-executes itself in a new user namespace where the caller is root
-//     (stage "userns"). That process creates the network namespace on a
-//     locked thread, configures it, then starts CMD in it, and exits with
-//     CMD's status; the launcher exits with the same status.
-//   - pasta PID / --netns PATH: the launcher re-executes itself as the
-//     daemon (stage "daemon", new session, standard descriptors on
-//     /dev/null), joining the target's user namespace if needed. The daemon
-//     sets everything up and reports on a pipe; the launcher exits 0 only
-//     once the daemon says it is ready. With -f the same process (or one
-//     re-executed into the user namespace) stays in the foreground.
+//   - pasta [-- CMD]: stage "foreground", in a new user namespace where the
+//     caller is root unless the launcher has CAP_SYS_ADMIN. It creates the
+//     network namespace on a locked thread, configures it, starts CMD in
+//     it, and exits with CMD's status; the launcher waits, passing signals
+//     on, and exits with the same status.
+//   - pasta PID / --netns PATH: stage "daemon" (new session, standard
+//     descriptors on /dev/null once ready), joining the target's user
+//     namespace if needed, PID 1 of a PID namespace of its own. It sets
+//     everything up and reports on a pipe; the launcher exits 0 only once
+//     the daemon says it is ready.
+//   - the same with -f: stage "foreground", joining the target's user
+//     namespace if needed; the launcher waits for it.
 const envStage = "_GOPASTA_STAGE"
 
 const (
-	stageLauncher = ""        // as started by the user
-	stageUserns   = "userns"  // re-executed into a user namespace, foreground
-	stageDaemon   = "daemon"  // re-executed into the background
-	stageCmdInit  = "cmdinit" // the command's first stage, see runCommandInit
-	readyFD       = 3         // readiness pipe of the daemon, inherited as fd 3
-	readyMessage  = "ready\n" // what the daemon writes once set up
+	stageLauncher   = ""               // as started by the user
+	stageForeground = "foreground"     // runs the loop, the launcher waiting for it
+	stageDaemon     = "daemon"         // runs the loop in the background
+	stageCmdInit    = "cmdinit"        // the command's first stage, see runCommandInit
+	readyFD         = 3                // readiness pipe of the daemon, inherited as fd 3
+	readyMessage    = "ready\n"        // what the daemon writes once set up
+	envTargetPidfd  = "_GOPASTA_PIDFD" // descriptor number of the target's pidfd, if passed on
 )
 
-// reexec prepares a command that runs this binary again with the same
-// arguments in the given stage.
-func reexec(stage string) *exec.Cmd {
+// stageCmd prepares a command that runs this binary again with the same
+// arguments as the given stage, joining the user namespace at userns
+// unless it is "", with files passed on as descriptors 3, 4, ...
+func stageCmd(stage, userns string, files []*os.File) *exec.Cmd {
 	cmd := exec.Command(selfPath(), os.Args[1:]...)
 	cmd.Args[0] = os.Args[0]
-	cmd.Env = append(withoutStageEnv(os.Environ()), envStage+"="+stage)
+	cmd.Env = append(withoutStageEnv(os.Environ()), envStage+"="+stage, envKeepFDs+"="+strconv.Itoa(3+len(files)))
+	if userns != "" {
+		cmd.Env = append(cmd.Env, envJoinUserns+"="+userns)
+	}
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	return cmd
+}
+
+// passFile adds f, if not nil, to the descriptors a stage inherits, and
+// names its number in the stage's environment variable env.
+func passFile(cmd *exec.Cmd, f *os.File, env string) {
+	if f == nil {
+		return
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	fd := 2 + len(cmd.ExtraFiles)
+	// os/exec keeps the last of duplicate variables: envKeepFDs grows.
+	cmd.Env = append(cmd.Env, env+"="+strconv.Itoa(fd), envKeepFDs+"="+strconv.Itoa(fd+1))
+}
+
+// inheritedFD is the descriptor that the variable env names (passFile), or
+// -1.
+func inheritedFD(env string) int {
+	fd, err := strconv.Atoi(os.Getenv(env))
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// openTargetPidfd opens a pidfd of the process given as PID, whose exit
+// ends pasta (unless --no-netns-quit). The launcher opens it and passes it
+// on: the daemon lives in a PID namespace of its own, where the target has
+// no PID.
+func openTargetPidfd(cfg *config) (*os.File, error) {
+	if cfg.targetPID == 0 || cfg.noNetnsQuit {
+		return nil, nil
+	}
+	fd, err := unix.PidfdOpen(cfg.targetPID, 0)
+	if err != nil {
+		return nil, fmt.Errorf("watching PID %d: %w", cfg.targetPID, err)
+	}
+	return os.NewFile(uintptr(fd), "pidfd"), nil
 }
 
 // selfPath is this binary's path. Executing it by name rather than through
@@ -68,51 +119,96 @@ func withoutStageEnv(env []string) []string {
 
 // hasCapSysAdmin tells whether this process holds CAP_SYS_ADMIN in its own
 // user namespace, which creating and entering network namespaces needs.
-func hasCapSysAdmin() bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
+func hasCapSysAdmin() bool { return hasCap(unix.CAP_SYS_ADMIN) }
+
+// runForegroundStage runs this binary as the foreground stage and returns
+// its exit status. With newUserns, the stage gets a new user namespace
+// that maps the caller to root; else it joins userns, if not "".
+func runForegroundStage(cfg *config, newUserns bool, userns string, pidfd *os.File) int {
+	cmd := stageCmd(stageForeground, userns, nil)
+	passFile(cmd, pidfd, envTargetPidfd)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
+	if newUserns {
+		cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
-	return data[0].Effective&(1<<unix.CAP_SYS_ADMIN) != 0
+	var command atomic.Int32 // the command's PID, once the stage tells
+	var ours *os.File        // the pipe's end the stage writes to
+	if commandMode(cfg) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
+			return 1
+		}
+		passFile(cmd, w, envCommandPIDFD)
+		ours = w
+		go readCommandPID(r, &command)
+	}
+	return runAndWait(cmd, ours, func() int {
+		if pid := command.Load(); pid > 0 {
+			return int(pid)
+		}
+		return cmd.Process.Pid
+	})
 }
 
-// runInNewUserns re-executes this binary in a new user namespace that maps
-// the caller to root, forwards termination signals to it, and returns its
-// exit status.
-func runInNewUserns() int {
-	cmd := reexec(stageUserns)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWUSER
-	cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
-	cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
-	cmd.SysProcAttr.GidMappingsEnableSetgroups = false
-	cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
-	return runAndWait(cmd)
+// The command's signals. With a command, the launcher passes SIGTERM and
+// SIGHUP on to the command itself, not to pasta: pasta started as root
+// runs as nobody once confined, and may no longer signal a command that
+// runs as root; the launcher, which started both, always may. The stage
+// tells the launcher the command's PID on a pipe (envCommandPIDFD).
+const envCommandPIDFD = "_GOPASTA_CMDPID_FD"
+
+// readCommandPID reads the PID the stage writes, one line, into pid.
+func readCommandPID(r *os.File, pid *atomic.Int32) {
+	defer r.Close()
+	line, _ := bufio.NewReader(io.LimitReader(r, 32)).ReadString('\n')
+	if n, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && n > 0 {
+		pid.Store(int32(n))
+	}
 }
 
-// runInUserns re-executes this binary inside the existing user namespace at
-// path, in the foreground, and returns its exit status.
-func runInUserns(path string) int {
-	cmd := reexec(stageUserns)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(cmd.Env, envJoinUserns+"="+path)
-	cmd.SysProcAttr.Pdeathsig = unix.SIGKILL
-	return runAndWait(cmd)
+// commandPIDPipe is the stage's end of that pipe, or nil; close-on-exec, so
+// that the command doesn't inherit it.
+func commandPIDPipe() *os.File {
+	fd := inheritedFD(envCommandPIDFD)
+	if fd < 0 {
+		return nil
+	}
+	syscall.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), "command PID")
 }
 
-// runAndWait starts cmd, passes SIGTERM and SIGHUP on to it, ignores the
-// terminal's SIGINT and SIGQUIT (the child gets them too and decides), and
-// returns the child's exit status the way a shell reports it.
-func runAndWait(cmd *exec.Cmd) int {
+// tellCommandPID sends the command's PID to the launcher.
+func tellCommandPID(f *os.File, pid int) {
+	if f == nil {
+		return
+	}
+	_, _ = fmt.Fprintf(f, "%d\n", pid)
+	f.Close()
+}
+
+// runAndWait starts cmd, closes passed (a descriptor only the child keeps,
+// if not nil), passes SIGTERM and SIGHUP on to target() (cmd's process, or
+// the command it started), ignores the terminal's SIGINT and SIGQUIT (the
+// child gets them too and decides), and returns the child's exit status the
+// way a shell reports it.
+func runAndWait(cmd *exec.Cmd, passed *os.File, target func() int) int {
 	begin, end := forwardSignals()
 	defer end()
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	if passed != nil {
+		passed.Close()
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
-	begin(cmd.Process)
-	err := cmd.Wait()
+	begin(target)
+	err = cmd.Wait()
 	return exitStatus(cmd.ProcessState, err)
 }
 
@@ -130,35 +226,33 @@ func exitStatus(ps *os.ProcessState, err error) int {
 	return ps.ExitCode()
 }
 
-// startDaemon re-executes this binary in the background, in a new session
-// with its standard descriptors on /dev/null, and waits until it reports
-// that it is ready. It returns the exit status for the launcher: 0 once the
-// daemon is ready, 1 (after printing the daemon's error) otherwise.
-func startDaemon(userns string) int {
+// startDaemon re-executes this binary in the background, in a new session,
+// joining userns if not "", and waits until it reports that it is ready.
+// It returns the exit status for the launcher: 0 once the daemon is ready,
+// 1 (after printing the daemon's error) otherwise.
+func startDaemon(userns string, pidfd *os.File) int {
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
-	cmd := reexec(stageDaemon)
-	cmd.ExtraFiles = []*os.File{w} // becomes readyFD
+	cmd := stageCmd(stageDaemon, userns, []*os.File{w}) // w becomes readyFD
+	passFile(cmd, pidfd, envTargetPidfd)
 	cmd.SysProcAttr.Setsid = true
 	cmd.Env = append(cmd.Env, envReportFD+"="+strconv.Itoa(readyFD))
-	if userns != "" {
-		cmd.Env = append(cmd.Env, envJoinUserns+"="+userns)
-	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
 	w.Close()
 	msg := readAll(r)
+	// The process started is gone already (see preinit.go), or is about to
+	// be: collect it.
+	_ = cmd.Wait()
 	if msg == readyMessage {
-		_ = cmd.Process.Release()
 		return 0
 	}
 	if msg == "" {
-		_ = cmd.Wait()
 		msg = "the background process exited during setup"
 	}
 	fmt.Fprintf(os.Stderr, "pasta: %s\n", strings.TrimSuffix(strings.TrimPrefix(msg, "pasta: "), "\n"))
@@ -187,11 +281,10 @@ func newDaemonReporter() *daemonReporter {
 	return &daemonReporter{os.NewFile(readyFD, "ready")}
 }
 
-// ready tells the launcher that setup is complete, and detaches the standard
-// descriptors, so that a parent reading our output (Podman) sees EOF.
+// ready tells the launcher that setup is complete. Our standard
+// descriptors are /dev/null from the start (startDaemon), so a parent
+// reading the launcher's output (Podman) sees EOF once the launcher exits.
 func (d *daemonReporter) ready() {
-	redirectStdioToNull()
-	detachLogging(lg.level >= levelDebug)
 	_, _ = d.f.WriteString(readyMessage)
 	d.f.Close()
 }
@@ -202,17 +295,17 @@ func (d *daemonReporter) fail(err error) {
 	d.f.Close()
 }
 
-func redirectStdioToNull() {
-	null, err := unix.Open("/dev/null", unix.O_RDWR, 0)
-	if err != nil {
-		return
+// outsidePID is our PID as the processes around us see it: the daemon is
+// PID 1 of its own PID namespace (preinit.go), but /proc, still the one of
+// the namespace we were started in, names us by our PID there. Call it
+// before confinement.
+func outsidePID() int {
+	if self, err := os.Readlink("/proc/self"); err == nil {
+		if pid, err := strconv.Atoi(self); err == nil {
+			return pid
+		}
 	}
-	for fd := 0; fd <= 2; fd++ {
-		_ = unix.Dup3(null, fd, 0)
-	}
-	if null > 2 {
-		unix.Close(null)
-	}
+	return os.Getpid()
 }
 
 // nsPathForPID names the namespace files of a process.
@@ -331,13 +424,21 @@ func defaultShell() []string {
 // --runas) if the user database has no "nobody".
 const nobodyID = 65534
 
-// dropPrivileges switches to the --runas user once set up, or, when pasta
-// runs as root without --runas, to nobody, like C pasta. A default switch
-// that the user namespace can't express (an unmapped ID) is skipped; an
-// explicit --runas that fails is an error.
-func dropPrivileges(cfg *config) error {
+// idSwitch is the user and group pasta becomes once set up, if set.
+type idSwitch struct {
+	set      bool
+	uid, gid int
+}
+
+// planIDSwitch works out whom to become once set up: the --runas user, or,
+// when pasta runs as root without --runas, nobody, like C pasta. A default
+// switch that can't be made (an ID the user namespace doesn't map, as in
+// pasta's own namespace for rootless commands, or no CAP_SETUID) is
+// skipped; an explicit --runas that can't is an error. The user database
+// is read here, while it can be.
+func planIDSwitch(cfg *config) (idSwitch, error) {
 	if cfg.runas == "" && os.Geteuid() != 0 {
-		return nil
+		return idSwitch{}, nil
 	}
 	spec := cfg.runas
 	if spec == "" {
@@ -345,23 +446,54 @@ func dropPrivileges(cfg *config) error {
 	}
 	uid, gid, err := lookupRunas(spec)
 	if err != nil {
-		return fmt.Errorf("--runas: %v", err)
+		return idSwitch{}, fmt.Errorf("--runas: %v", err)
 	}
 	if uid == os.Geteuid() && gid == os.Getegid() {
-		return nil
+		return idSwitch{}, nil
 	}
-	_ = syscall.Setgroups(nil) // refused where setgroups is denied (our own user namespace)
-	err = syscall.Setgid(gid)
-	if err == nil {
-		err = syscall.Setuid(uid)
+	why := ""
+	switch {
+	case !idMapped("/proc/self/uid_map", uid) || !idMapped("/proc/self/gid_map", gid):
+		why = "not mapped in this user namespace"
+	case !hasCap(unix.CAP_SETUID) || !hasCap(unix.CAP_SETGID):
+		why = "no CAP_SETUID and CAP_SETGID"
 	}
-	if err != nil && cfg.runas != "" {
-		return fmt.Errorf("--runas: switching to %d:%d: %v", uid, gid, err)
+	if why == "" {
+		return idSwitch{set: true, uid: uid, gid: gid}, nil
 	}
-	if err != nil && debugOn() {
-		debugf("staying %d:%d: can't switch to %d:%d: %v", os.Geteuid(), os.Getegid(), uid, gid, err)
+	if cfg.runas != "" {
+		return idSwitch{}, fmt.Errorf("--runas: can't switch to %d:%d: %s", uid, gid, why)
 	}
-	return nil
+	if debugOn() {
+		debugf("staying %d:%d: can't switch to %d:%d: %s", os.Geteuid(), os.Getegid(), uid, gid, why)
+	}
+	return idSwitch{}, nil
+}
+
+// idMapped tells whether id has a mapping in an ID map of
+// user_namespaces(7): lines of "inside outside count".
+func idMapped(path string, id int) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var inside, outside, count int64
+		if n, _ := fmt.Sscan(line, &inside, &outside, &count); n == 3 && int64(id) >= inside && int64(id) < inside+count {
+			return true
+		}
+	}
+	return false
+}
+
+// hasCap tells whether this thread holds capability c, effective.
+func hasCap(c uint) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0
 }
 
 // lookupRunas resolves UID, UID:GID, LOGIN or LOGIN:GROUP; a lone UID or

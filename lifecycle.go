@@ -46,9 +46,9 @@ func (c *ctx) setupLifecycle(nsPath string) error {
 		return nil
 	}
 	if c.cfg.targetPID != 0 {
-		fd, err := unix.PidfdOpen(c.cfg.targetPID, 0)
-		if err != nil {
-			return fmt.Errorf("watching PID %d: %w", c.cfg.targetPID, err)
+		fd := inheritedFD(envTargetPidfd) // see openTargetPidfd
+		if fd < 0 {
+			return fmt.Errorf("watching PID %d: no pidfd from the launcher", c.cfg.targetPID)
 		}
 		return c.epollAdd(fd, unix.EPOLLIN, makeRef(kindPidfd, 0))
 	}
@@ -135,7 +135,10 @@ func (c *ctx) wakeReadable() {
 		return
 	}
 	if c.child != nil {
-		_ = c.child.cmd.Process.Signal(sig)
+		// kill(2) by PID, which the seccomp filter checks, rather than
+		// os.Process.Signal's pidfd_send_signal(2): the PID can't be
+		// reused before we collect the command's status.
+		_ = unix.Kill(c.child.cmd.Process.Pid, sig)
 		return
 	}
 	infof("%v: exiting", sig)
@@ -180,15 +183,16 @@ func (c *ctx) startCommand(argv []string) error {
 // forwardSignals, used by a launcher waiting for its re-executed self,
 // passes SIGTERM and SIGHUP on and ignores the terminal's SIGINT and
 // SIGQUIT, which reach the child directly. Call it before starting the
-// child; begin, once the child runs; end, once it has exited.
-func forwardSignals() (begin func(*os.Process), end func()) {
+// child; begin, once the child runs, with what to signal (a PID, asked
+// for each signal); end, once it has exited.
+func forwardSignals() (begin func(target func() int), end func()) {
 	signal.Ignore(unix.SIGINT, unix.SIGQUIT)
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, unix.SIGTERM, unix.SIGHUP)
-	begin = func(p *os.Process) {
+	begin = func(target func() int) {
 		go func() {
 			for s := range ch {
-				_ = p.Signal(s)
+				_ = unix.Kill(target(), s.(syscall.Signal))
 			}
 		}()
 	}

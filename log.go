@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/syslog"
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // logLevel orders messages by importance; a message is shown when its level
@@ -27,11 +28,11 @@ const (
 type logger struct {
 	mu      sync.Mutex
 	level   logLevel
-	stderr  io.Writer      // nil once we run in the background
-	file    *os.File       // -l FILE
-	maxSize int64          // --log-size
-	written int64          // bytes in file
-	sys     *syslog.Writer // background without -l
+	stderr  io.Writer   // nil once we run in the background
+	file    *os.File    // -l FILE
+	maxSize int64       // --log-size
+	written int64       // bytes in file
+	sys     *syslogConn // background without -l
 	start   time.Time
 }
 
@@ -75,7 +76,7 @@ func detachLogging(debug bool) {
 	if lg.file != nil || debug {
 		return
 	}
-	if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "pasta"); err == nil {
+	if w, err := dialSyslog(syslogPath); err == nil {
 		lg.sys = w
 	}
 }
@@ -114,16 +115,69 @@ func (l *logger) writeFile(msg string) {
 }
 
 func (l *logger) writeSyslog(level logLevel, msg string) {
+	sev := syslogDebug
 	switch level {
 	case levelError:
-		_ = l.sys.Err(msg)
+		sev = syslogErr
 	case levelWarn:
-		_ = l.sys.Warning(msg)
+		sev = syslogWarning
 	case levelInfo:
-		_ = l.sys.Info(msg)
-	default:
-		_ = l.sys.Debug(msg)
+		sev = syslogInfo
 	}
+	l.sys.send(sev, msg)
+}
+
+// The system logger, spoken to directly (RFC 3164 messages on its socket)
+// rather than through log/syslog, which reconnects by path after an error:
+// once pasta is confined, no path leads anywhere, and the seccomp filter
+// refuses the socket family. A logger that goes away loses our messages.
+const (
+	syslogPath     = "/dev/log"
+	syslogDaemon   = 3 << 3 // facility LOG_DAEMON (RFC 3164 section 4.1.1)
+	syslogErr      = 3
+	syslogWarning  = 4
+	syslogInfo     = 6
+	syslogDebug    = 7
+	syslogMaxLine  = 2048
+	syslogTagFixed = "pasta"
+)
+
+type syslogConn struct {
+	fd     int
+	stream bool   // a stream socket: messages end with a newline
+	tag    string // "pasta[PID]"
+}
+
+// dialSyslog connects to the logger's socket at path, as a datagram socket
+// or, failing that, a stream one.
+func dialSyslog(path string) (*syslogConn, error) {
+	var err error
+	for _, typ := range []int{unix.SOCK_DGRAM, unix.SOCK_STREAM} {
+		var fd int
+		if fd, err = unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0); err != nil {
+			continue
+		}
+		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		tag := fmt.Sprintf("%s[%d]", syslogTagFixed, outsidePID())
+		return &syslogConn{fd: fd, stream: typ == unix.SOCK_STREAM, tag: tag}, nil
+	}
+	return nil, err
+}
+
+// send writes one message: <PRI>TIMESTAMP TAG: MSG (RFC 3164 section 4.1),
+// without waiting for a logger that is behind.
+func (s *syslogConn) send(severity int, msg string) {
+	line := fmt.Sprintf("<%d>%s %s: %s", syslogDaemon|severity, time.Now().Format(time.Stamp), s.tag, msg)
+	if len(line) > syslogMaxLine {
+		line = line[:syslogMaxLine]
+	}
+	if s.stream {
+		line += "\n"
+	}
+	_ = unix.Sendto(s.fd, []byte(line), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
 }
 
 func errorf(format string, args ...any) { lg.logf(levelError, format, args...) }

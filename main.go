@@ -49,7 +49,7 @@ func run() int {
 		}
 	}
 	switch os.Getenv(envStage) {
-	case stageUserns:
+	case stageForeground:
 		return runForeground(cfg)
 	case stageDaemon:
 		return runDaemon(cfg)
@@ -63,43 +63,43 @@ func commandMode(cfg *config) bool {
 	return cfg.targetPID == 0 && cfg.netns == ""
 }
 
-// launch is the process the user started: it picks the stage that does the
-// work (see isolation.go) and returns the exit status.
+// launch is the process the user started: it starts the stage that does
+// the work (see isolation.go) and returns the exit status.
 func launch(cfg *config) int {
-	if commandMode(cfg) {
-		if !hasCapSysAdmin() {
-			return runInNewUserns()
-		}
-		return runForeground(cfg)
-	}
-	userns := usernsToJoin(cfg)
-	if !cfg.foreground {
-		return startDaemon(userns)
-	}
-	if userns != "" {
-		return runInUserns(userns)
-	}
-	return runForeground(cfg)
-}
-
-// runForeground sets up and runs pasta in this process, in the foreground.
-func runForeground(cfg *config) int {
-	c, err := setup(cfg)
+	pidfd, err := openTargetPidfd(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
-	if err := writePidFile(cfg.pidFile); err != nil {
+	if commandMode(cfg) {
+		return runForegroundStage(cfg, !hasCapSysAdmin(), "", nil)
+	}
+	userns := usernsToJoin(cfg)
+	if !cfg.foreground {
+		return startDaemon(userns, pidfd)
+	}
+	return runForegroundStage(cfg, false, userns, pidfd)
+}
+
+// runForeground sets up and runs pasta in the foreground stage.
+func runForeground(cfg *config) int {
+	c, err := setup(cfg)
+	if err == nil {
+		err = writePidFile(cfg.pidFile)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
 	if commandMode(cfg) {
+		pidPipe := commandPIDPipe()
 		if err := c.startCommand(cfg.command); err != nil {
 			fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 			return commandStartStatus(err)
 		}
+		tellCommandPID(pidPipe, c.commandPID())
 	}
-	if err := confine(cfg); err != nil {
+	if err := c.confine(); err != nil {
 		fmt.Fprintf(os.Stderr, "pasta: %v\n", err)
 		return 1
 	}
@@ -114,25 +114,16 @@ func runDaemon(cfg *config) int {
 	if err == nil {
 		err = writePidFile(cfg.pidFile)
 	}
-	if err != nil {
-		rep.fail(err)
-		return 1
+	if err == nil {
+		detachLogging(lg.level >= levelDebug)
+		err = c.confine()
 	}
-	if err := confine(cfg); err != nil {
+	if err != nil {
 		rep.fail(err)
 		return 1
 	}
 	rep.ready()
 	return c.loopUntilDone()
-}
-
-// confine gives up what pasta no longer needs once set up: root (--runas),
-// then every system call but those of the loop (seccomp.go).
-func confine(cfg *config) error {
-	if err := dropPrivileges(cfg); err != nil {
-		return err
-	}
-	return installSeccomp()
 }
 
 // loopUntilDone runs the event loop and returns pasta's exit status.
@@ -160,11 +151,13 @@ func commandStartStatus(err error) int {
 	return 126
 }
 
+// writePidFile writes our PID as those who read the file see it (see
+// outsidePID).
 func writePidFile(path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(outsidePID())+"\n"), 0o644); err != nil {
 		return fmt.Errorf("--pid: %v", err)
 	}
 	return nil

@@ -531,6 +531,17 @@ not the process's user namespace. Implied by --netns without --userns.`,
 process of PID exits. By default pasta exits then.`,
 	},
 	{
+		Long: "chroot-fallback", Group: groupNamespaces,
+		Set:  setFlag(func(c *config) { c.chrootFallback = true }),
+		Help: "chroot to the empty filesystem where pivot_root fails",
+		Man: `Once set up, pasta moves to an empty, read-only filesystem with
+pivot_root(2). That fails where the root is no mount point (pasta in a
+chroot) or can't be moved (a tmpfs or initramfs root, EINVAL); pasta then
+exits with an error, unless this option is given: then it chroot(2)s into
+the empty filesystem instead, and the old mounts, unreachable, stay in its
+mount namespace.`,
+	},
+	{
 		Long: "config-net", Group: groupNamespaces,
 		Set:  setFlag(func(c *config) { c.configNet = true }),
 		Help: "set up addresses, routes and link in the namespace",

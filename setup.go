@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -156,6 +157,25 @@ func (c *ctx) configureNamespace(ifname string) error {
 	// Inbound traffic from link-local sources goes to the guest's
 	// link-local address (pasta(1), NOTES): this one until another is seen.
 	c.ip6.observe(lc.ll)
+	if commandMode(c.cfg) {
+		_ = c.ns.do(openLowPorts) // it warns itself
+	}
+	return nil
+}
+
+// unprivilegedPortStart is the sysctl below which binding a port needs
+// CAP_NET_BIND_SERVICE, per network namespace (ip-sysctl.rst).
+const unprivilegedPortStart = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+// openLowPorts lets anyone bind any port in the namespace pasta created for
+// its command, which is where pasta binds the host's ports found by -T and
+// -U auto: confined, pasta has no capability left to bind those below 1024
+// (C pasta keeps CAP_NET_BIND_SERVICE for that instead). It runs on the
+// namespace thread: /proc/sys/net shows the opener's namespace.
+func openLowPorts() error {
+	if err := os.WriteFile(unprivilegedPortStart, []byte("0"), 0); err != nil {
+		warnf("can't let pasta bind ports below 1024 in the namespace once confined: %v", err)
+	}
 	return nil
 }
 

@@ -661,7 +661,8 @@ func TestPing(t *testing.T) {
 // A pod with --network pasta and -p 8081:80: two containers share its
 // network (one reaches the other's httpd on 127.0.0.1), the port reaches
 // the pod from the remote and from the host's loopback, one pasta serves
-// the pod, and none is left within 1 s of podman pod rm.
+// the pod, confined (checkConfined), and none is left within 1 s of podman
+// pod rm.
 func TestPod(t *testing.T) {
 	eachVariant(t, func(t *testing.T, w *world) {
 		s := newScript()
@@ -683,6 +684,9 @@ func TestPod(t *testing.T) {
 		o := w.exec(t, s, map[string]func(*testing.T, *outcome){"up": func(t *testing.T, o *outcome) {
 			if _, ok := o.ok(t, "web"); !ok {
 				return
+			}
+			if p := o.pastas("running"); len(p) == 1 {
+				checkConfined(t, w, p[0])
 			}
 			clients := []webClient{
 				{"remote-ipv4", remote, "http://192.0.2.1:8081", sandbox.RemoteAddr4},
