@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"os"
@@ -312,9 +313,13 @@ func tapHolder(root int) int {
 		if err != nil || !descendsFrom(pid, root) {
 			continue
 		}
-		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fdinfo", pid))
 		for _, fd := range fds {
-			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); l == "/dev/net/tun" {
+			// A tun descriptor's fdinfo names its interface ("iff:"); its
+			// path can't be used: once pasta is confined, /dev is not in
+			// its mount namespace and the link reads "/net/tun".
+			info, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+			if bytes.Contains(info, []byte("\niff:\t")) {
 				return pid
 			}
 		}
