@@ -422,7 +422,7 @@ func (c *ctx) installPlan(plan []plannedRule, kept map[int]bool, pending []pendi
 // addRule puts a rule in force in a free slot, and returns the slot.
 func (c *ctx) addRule(d fwdDir, r fwdRange) int {
 	c.ruleSeq++
-	infof("forwarding %s", formatRule(d, r))
+	c.logRuleChange("forwarding %s", formatRule(d, r))
 	nr := rule{fwdRange: r, dir: d, live: true, seq: c.ruleSeq}
 	for i := range c.rules {
 		if !c.rules[i].live {
@@ -432,6 +432,18 @@ func (c *ctx) addRule(d fwdDir, r fwdRange) int {
 	}
 	c.rules = append(c.rules, nr)
 	return len(c.rules) - 1
+}
+
+// logRuleChange logs a rule put in or out of force: the rules of the
+// command line only with --debug (C pasta prints none at start), changes
+// asked through the control socket (set up after them) always.
+func (c *ctx) logRuleChange(format string, args ...any) {
+	switch {
+	case c.ctl != nil:
+		infof(format, args...)
+	case debugOn():
+		debugf(format, args...)
+	}
 }
 
 // removeRule takes a rule out of force: its sockets close, except those in
@@ -456,7 +468,7 @@ func (c *ctx) removeRule(slot int, keep map[int]bool) {
 			f.rule = 0
 		}
 	}
-	infof("no longer forwarding %s", formatRule(c.rules[slot].dir, c.rules[slot].fwdRange))
+	c.logRuleChange("no longer forwarding %s", formatRule(c.rules[slot].dir, c.rules[slot].fwdRange))
 	c.rules[slot] = rule{}
 }
 

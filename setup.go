@@ -207,11 +207,34 @@ func (c *ctx) logConfiguration(ifname string) {
 		infof("No tap device (--splice-only): forwarding loopback traffic only")
 		return
 	}
-	infof("Outbound interface: %s, namespace interface: %s", firstNonEmpty(c.ip4.hostIf, c.ip6.hostIf), ifname)
-	if c.ip4.enabled {
-		infof("IPv4: address %s/%d, gateway %s", c.ip4.addr, c.ip4.prefixLen, c.ip4.gw)
+	outIf := firstNonEmpty(c.ip4.hostIf, c.ip6.hostIf)
+	if outIf == "" {
+		outIf = "none"
 	}
-	if c.ip6.enabled {
-		infof("IPv6: address %s, gateway %s", c.ip6.addr, c.ip6.gw)
+	infof("Outbound interface: %s, namespace interface: %s", outIf, ifname)
+	for _, l := range []struct {
+		name string
+		ic   *ipConf
+	}{{"IPv4", &c.ip4}, {"IPv6", &c.ip6}} {
+		if l.ic.enabled {
+			infof("%s: %s", l.name, l.ic.describe())
+		}
 	}
+}
+
+// describe says what the namespace gets for one IP version. Without a
+// host interface to copy (pasta(1), NOTES, "Local mode for disconnected
+// setups"), IPv6 has no address until the guest's link-local one is seen.
+func (ic *ipConf) describe() string {
+	local := ""
+	if ic.hostIf == "" {
+		local = " (local mode: no external interface as template)"
+	}
+	if !ic.addr.IsValid() {
+		return fmt.Sprintf("no address, gateway %s%s", ic.gw, local)
+	}
+	if ic.addr.Is4() {
+		return fmt.Sprintf("address %s/%d, gateway %s%s", ic.addr, ic.prefixLen, ic.gw, local)
+	}
+	return fmt.Sprintf("address %s, gateway %s%s", ic.addr, ic.gw, local)
 }
