@@ -5,7 +5,7 @@
 # /proc). Throughput on a shared 2-core machine is noise; these are not.
 #
 #   sudo bench/cost.sh                          # gopasta built from the repo
-#   sudo bench/cost.sh /path/to/pasta OTHER...  # each binary (or wrapper) given
+#   sudo bench/cost.sh /path/to/pasta OTHER...  # each binary given (the C pasta fails here yet)
 #   sudo CASES="tcp-rr udp-up" N=2000 bench/cost.sh
 #
 # Cases (each in its own pair of network namespaces made here, 192.0.2.0/24
@@ -36,6 +36,7 @@ for tool in ip strace iperf3 jq timeout go bc; do
 done
 
 SCRATCH=$(mktemp -d /tmp/gopasta-cost.XXXXXX) || die "mktemp failed"
+chmod 755 "$SCRATCH" # the C pasta runs the command as nobody
 H=gpc-h-$$ R=gpc-r-$$
 cleanup() {
 	for ns in "$H" "$R"; do
