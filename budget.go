@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -41,8 +43,8 @@ const (
 
 const (
 	fdReserveMin    = 64   // descriptors kept for all but flows, at least
-	dstBuckets      = 4096 // counters of half-open connects per destination (hashed)
-	dstQuotaMin     = 16   // half-open connects to one destination, at least
+	peerBuckets     = 4096 // counters of flows per peer address (hashed)
+	dstQuotaMin     = 16   // half-open connects to one peer, at least
 	spliceFDs       = 6    // two sockets, two pipes
 	lruGranularity  = int64(1e9)
 	poolWarnEveryNS = int64(1e9)
@@ -51,30 +53,57 @@ const (
 // poolNames name the pools in warnings.
 var poolNames = [numPools]string{"TCP connections", "half-open TCP connects", "UDP flows", "ICMP echo flows", "spliced connections"}
 
-// One destination may hold only part of the half-open connects: a flood
-// of SYNs to an address that never answers then costs pasta a lookup per
-// SYN, not a socket and a connect, so it drains the tap faster than the
-// guest fills it and the guest's other traffic keeps flowing (a full tap
-// queue drops everyone's frames, in the guest's kernel, where pasta can't
-// choose). SYNs over the quota are dropped, as by a host whose SYN queue
-// is full: a guest that cares sends them again. Destinations are counted
-// in hashed buckets, so the count is bounded and sized once; two
-// destinations sharing a bucket share a quota.
-type dstQuota struct {
-	count [dstBuckets]uint16
-	max   uint16
+// perPeer counts flows by peer address (the address the guest sees), in
+// hashed buckets, so that the count is bounded and sized once; two peers
+// sharing a bucket share its count and its cap.
+type perPeer struct {
+	count [peerBuckets]uint32
+	max   uint32
 }
 
-func (q *dstQuota) bucket(t *flowTable, peer *[16]byte) *uint16 {
+// bucket is the counter of peer's bucket.
+func (q *perPeer) bucket(t *flowTable, peer *[16]byte) *uint32 {
 	h := mix64(t.index.seed ^ le64(peer[:8]))
 	h = mix64(h ^ le64(peer[8:]))
-	return &q.count[h%dstBuckets]
+	return &q.count[h%peerBuckets]
 }
+
+// full tells whether the flows counted for peer reached the cap.
+func (q *perPeer) full(t *flowTable, peer *[16]byte) bool {
+	return *q.bucket(t, peer) >= q.max
+}
+
+// One peer may hold only part of the half-open connects: a flood of SYNs
+// to an address that never answers then costs pasta a lookup per SYN, not
+// a socket and a connect, so it drains the tap faster than the guest
+// fills it and the guest's other traffic keeps flowing (a full tap queue
+// drops everyone's frames, in the guest's kernel, where pasta can't
+// choose). SYNs over the quota are dropped, as by a host whose SYN queue
+// is full: a guest that cares sends them again. SYNs waiting for their
+// turn (admit.go) count as half-open here.
+//
+// And one peer may hold only part of the TCP connections
+// (peerConnsShare), half-open ones included, whichever side opened them:
+// a storm of connections to one server, or from one client to a
+// forwarded port, can't take the TCP share from connections to (or from)
+// everyone else. Connections over the cap are refused, with a RST, as
+// when the whole share is taken.
 
 // halfOpenQuotaFull tells whether connects to k's peer may not take more
 // of the half-open pool.
 func (t *flowTable) halfOpenQuotaFull(k *flowKey) bool {
-	return *t.dstQuota.bucket(t, &k.peerAddr) >= t.dstQuota.max
+	return t.halfOpenPerPeer.full(t, &k.peerAddr)
+}
+
+// halfOpenCount is the count of half-open connects to k's peer.
+func (t *flowTable) halfOpenCount(k *flowKey) *uint32 {
+	return t.halfOpenPerPeer.bucket(t, &k.peerAddr)
+}
+
+// peerConnsFull tells whether k's peer holds all the TCP connections one
+// peer may hold.
+func (t *flowTable) peerConnsFull(k *flowKey) bool {
+	return t.connsPerPeer.full(t, &k.peerAddr)
 }
 
 // pool is a class of flows with a cap, and the list of its flows, oldest
@@ -121,7 +150,40 @@ func (t *flowTable) setPools(b budget) {
 	for p := range t.pools {
 		t.pools[p] = pool{max: b[p], head: -1, tail: -1}
 	}
-	t.dstQuota = dstQuota{max: uint16(min(max(b[poolHalfOpen]/8, dstQuotaMin), 1<<16-1))}
+	t.halfOpenPerPeer = perPeer{max: uint32(max(b[poolHalfOpen]/8, dstQuotaMin))}
+	t.connsPerPeer = perPeer{max: uint32(b[poolTCP] * peerConnsShare / 8)}
+	if t.connsPerPeer.max < peerConnsMin {
+		t.connsPerPeer.max = math.MaxUint32 // too few to share: the pool's cap is the only one
+	}
+}
+
+// One peer may hold peerConnsShare eighths of the TCP connections, the
+// rest being kept for the others, if that is at least peerConnsMin.
+const (
+	peerConnsShare = 6
+	peerConnsMin   = 16
+)
+
+// countPeer counts flow i in (add) or out of the per-peer counts of its
+// pool, if its pool counts by peer.
+func (t *flowTable) countPeer(i int, add bool) {
+	f := &t.flows[i]
+	switch f.pool {
+	case poolHalfOpen:
+		step(t.halfOpenPerPeer.bucket(t, &f.key.peerAddr), add)
+		step(t.connsPerPeer.bucket(t, &f.key.peerAddr), add)
+	case poolTCP:
+		step(t.connsPerPeer.bucket(t, &f.key.peerAddr), add)
+	}
+}
+
+// step adds one to a count, or takes one away.
+func step(n *uint32, add bool) {
+	if add {
+		*n++
+	} else {
+		*n--
+	}
 }
 
 // poolAdd appends flow i to pool p's list, as its newest entry.
@@ -136,9 +198,7 @@ func (t *flowTable) poolAdd(i int, p poolID) {
 	}
 	pl.tail = int32(i)
 	pl.n++
-	if p == poolHalfOpen {
-		*t.dstQuota.bucket(t, &f.key.peerAddr)++
-	}
+	t.countPeer(i, true)
 }
 
 // poolRemove takes flow i out of its pool's list.
@@ -157,9 +217,7 @@ func (t *flowTable) poolRemove(i int) {
 	}
 	f.poolPrev, f.poolNext = -1, -1
 	pl.n--
-	if f.pool == poolHalfOpen {
-		*t.dstQuota.bucket(t, &f.key.peerAddr)--
-	}
+	t.countPeer(i, false)
 }
 
 // poolMove moves flow i to the end of pool p's list.
@@ -251,5 +309,13 @@ func (c *ctx) warnPool(p, victims poolID, evicting bool) {
 		warnf("%s: all %d in use, evicting the oldest", poolNames[p], pl.max)
 	default:
 		warnf("%s: all %d in use, evicting the oldest of the %s", poolNames[p], pl.max, poolNames[victims])
+	}
+}
+
+// warnPeerConns says, at most once a second, that connections are refused
+// because their peer holds its share of them.
+func (c *ctx) warnPeerConns() {
+	if c.warnDue(warnPeerConns) {
+		warnf("TCP connections: %d to or from one address, refusing more to or from it", c.flows.connsPerPeer.max)
 	}
 }

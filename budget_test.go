@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -324,8 +325,57 @@ func TestScanBoundPortsInPieces(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	var got portSet
-	scanBoundPorts(fd, make([]byte, 1000), "0A", &got)
+	scanBoundPorts(fd, make([]byte, 1000), "0A", false, &got)
 	if got != want {
 		t.Fatalf("found ports %s, want %s", portRanges(&got, 1, maxPort), portRanges(&want, 1, maxPort))
+	}
+}
+
+// In a TCP table, listening sockets come first: the scan stops at the
+// first socket in another state, and finds the listening ones of a real
+// table (this process's own listener among them).
+func TestScanListenersStopsAtFirstOther(t *testing.T) {
+	table := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	line := "%4d: 0100007F:%04X 00000000:0000 %s 00000000:00000000 00:00000000 00000000  1000        0 %d 1 0000000000000000 20 4 30 10 -1\n"
+	table += fmt.Sprintf(line, 0, 8080, "0A", 1) + fmt.Sprintf(line, 1, 8081, "0A", 2)
+	table += fmt.Sprintf(line, 2, 40000, "01", 3) + fmt.Sprintf(line, 3, 9090, "0A", 4) // not a real table's order
+	path := filepath.Join(t.TempDir(), "tcp")
+	if err := os.WriteFile(path, []byte(table), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	var got, want portSet
+	want.add(8080)
+	want.add(8081)
+	scanBoundPorts(fd, make([]byte, 1000), "0A", true, &got)
+	if got != want {
+		t.Fatalf("found ports %s, want %s", portRanges(&got, 1, maxPort), portRanges(&want, 1, maxPort))
+	}
+
+	l, port := listenLoopback(t)
+	defer runtime.KeepAlive(l)
+	for range 3 { // established connections, listed after the listeners
+		c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(c)
+		if err := unix.Connect(c, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: int(port)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	real, err := unix.Open("/proc/thread-self/net/tcp", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(real)
+	var found portSet
+	scanBoundPorts(real, make([]byte, 1<<16), "0A", true, &found)
+	if !found.has(int(port)) {
+		t.Fatalf("listening port %d not found in /proc/thread-self/net/tcp: %s", port, portRanges(&found, 1, maxPort))
 	}
 }

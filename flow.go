@@ -76,17 +76,19 @@ type flow struct {
 }
 
 type flowTable struct {
-	flows    []flow   // mapped at init, outside the Go heap
-	mem      []byte   // the mapping behind flows
-	free     []uint64 // bitmap: bit set = slot free
-	dirty    []uint64 // bitmap of the mapping's pages touched since last given back
-	hint     int      // no free slot in the words below hint
-	count    int      // allocated slots
-	top      int      // slots at and above top are untouched since the last release
-	index    flowIndex
-	dying    []int32 // killed in this batch, freed by sweep
-	pools    [numPools]pool
-	dstQuota dstQuota
+	flows []flow   // mapped at init, outside the Go heap
+	mem   []byte   // the mapping behind flows
+	free  []uint64 // bitmap: bit set = slot free
+	dirty []uint64 // bitmap of the mapping's pages touched since last given back
+	hint  int      // no free slot in the words below hint
+	count int      // allocated slots
+	top   int      // slots at and above top are untouched since the last release
+	index flowIndex
+	dying []int32 // killed in this batch, freed by sweep
+	pools [numPools]pool
+
+	halfOpenPerPeer perPeer // half-open connects and queued SYNs, per peer
+	connsPerPeer    perPeer // TCP connections, half-open ones too, per peer
 }
 
 // The guest side of a flow, as the guest sees it, is its key. Flows hold no

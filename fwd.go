@@ -401,14 +401,14 @@ func (c *ctx) scanAutoForward() {
 		if !c.hasAutoRule(d) {
 			continue
 		}
-		state := "0A" // TCP_LISTEN
+		state, firstOnly := "0A", true // TCP_LISTEN, listed first
 		if d.proto == protoUDP {
-			state = "07" // TCP_CLOSE: bound, not connected
+			state, firstOnly = "07", false // TCP_CLOSE: bound, not connected
 		}
 		clear(a.bound[:])
 		for _, fd := range a.files[di] {
 			if fd >= 0 {
-				scanBoundPorts(fd, a.buf, state, &a.bound)
+				scanBoundPorts(fd, a.buf, state, firstOnly, &a.bound)
 			}
 		}
 		c.dropOwnPorts(d, &a.bound)
@@ -491,7 +491,14 @@ func (c *ctx) autoSocket(slot int, ap netip.AddrPort, target uint16) error {
 // state (two hexadecimal digits) of a /proc/net socket table (proc(5)),
 // read from fd a piece at a time into buf: neither its memory nor its
 // allocations grow with the number of sockets (pasta's own count there).
-func scanBoundPorts(fd int, buf []byte, state string, ports *portSet) {
+// With firstOnly, the sockets in that state come first in the table, and
+// reading stops at the first in another: the TCP tables list the
+// listening sockets before the others (the kernel walks its listening
+// hash, then its established one), and reading the rest would cost pasta
+// time in proportion to every connection on the machine, squared (each
+// read of a piece walks the table from its start), which a guest holding
+// many connections would make it spend once a second.
+func scanBoundPorts(fd int, buf []byte, state string, firstOnly bool, ports *portSet) {
 	off, have := int64(0), 0
 	for {
 		n, err := unix.Pread(fd, buf[have:], off)
@@ -506,8 +513,12 @@ func scanBoundPorts(fd int, buf []byte, state string, ports *portSet) {
 			if nl < 0 {
 				break
 			}
-			if port, st, ok := socketLine(rest[:nl]); ok && string(st) == state && port != 0 {
+			port, st, ok := socketLine(rest[:nl])
+			switch {
+			case ok && string(st) == state && port != 0:
 				ports.add(int(port))
+			case ok && string(st) != state && firstOnly:
+				return
 			}
 			rest = rest[nl+1:]
 		}

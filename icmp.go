@@ -55,6 +55,9 @@ func (c *ctx) forwardEcho(proto uint8, src, dst netip.Addr, id uint16, hdr, payl
 	key := newFlowKey(proto, src, id, dst, 0)
 	i, ok := c.flows.lookup(key)
 	if !ok {
+		if !c.admitNewFlow(nil) {
+			return // waits for its turn, or dropped
+		}
 		if i, ok = c.newPingFlow(key, proto, src, dst, id); !ok {
 			c.stats.icmpDropped++
 			return

@@ -219,6 +219,8 @@ type warnKind uint8
 const (
 	warnTableFull    warnKind = iota // the flow table is full
 	warnDstQuota                     // too many half-open connects to one address
+	warnPeerConns                    // too many TCP connections to or from one address
+	warnAdmitFull                    // the admission queue is full
 	warnNoSource                     // a forwarded peer has no address the guest could see
 	warnNoAnswer                     // the guest never answered a forwarded connection
 	warnAcceptFailed                 // accept(2) on a forwarded port failed
@@ -228,11 +230,20 @@ const (
 
 // warnRateLimited logs a warning of a kind at most once a second.
 func (c *ctx) warnRateLimited(kind warnKind, format string, args ...any) {
+	if c.warnDue(kind) {
+		warnf(format, args...)
+	}
+}
+
+// warnDue tells whether a warning of a kind may be logged now, and if so
+// takes its turn: callers on the per-frame path check it before building
+// the warning's arguments, which would allocate.
+func (c *ctx) warnDue(kind warnKind) bool {
 	if c.now < c.nextWarn[kind] {
-		return
+		return false
 	}
 	c.nextWarn[kind] = c.now + int64(1e9)
-	warnf(format, args...)
+	return true
 }
 
 // runCommandInit is the command's first stage, PID 1 of its new PID

@@ -82,9 +82,11 @@ func (c *ctx) runOnce(timeoutMS int) error {
 		return fmt.Errorf("epoll_wait: %w", err)
 	}
 	c.updateClock()
+	c.admit.budget = admitPerWakeup
 	for i := 0; i < n; i++ {
 		c.dispatch(epRef(c.events[i].Fd), c.events[i].Events)
 	}
+	c.admitQueued()
 	if c.cfg.statsDelay > 0 {
 		c.reportStats(n)
 	}
@@ -101,6 +103,9 @@ func (c *ctx) runOnce(timeoutMS int) error {
 }
 
 func (c *ctx) waitTimeoutMS() int {
+	if c.admit.waiting() {
+		return 0
+	}
 	next := c.nextHousekeeping
 	if c.timersArmed {
 		next = min(next, c.nextTimerTick)
@@ -162,6 +167,8 @@ func (c *ctx) tapReadable(events uint32) {
 		return
 	}
 	defer c.flushBatches()
+	c.admit.source = fromTap
+	defer c.admit.doneReading()
 	for i := 0; i < maxFramesPerRun; i++ {
 		frame, err := c.dev.recv(c.rxBuf, &c.rxOff)
 		if err != nil {
@@ -173,6 +180,7 @@ func (c *ctx) tapReadable(events uint32) {
 			}
 			return
 		}
+		c.admit.frame = frame
 		c.handleFrame(frame)
 		c.rxOff = rxOffload{}
 	}

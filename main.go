@@ -134,6 +134,7 @@ func (c *ctx) loopUntilDone() int {
 		debugf("frames: %d in, %d out; dropped: %d malformed, %d unsupported, %d ICMP, %d UDP; errors: %d reading, %d writing",
 			s.rxFrames, s.txFrames, s.malformed, s.unsupported, s.icmpDropped, s.udpDropped, s.rxErrors, s.txErrors)
 		debugf("UDP super-frames: %d in, %d out", s.udpSuperIn, s.udpSuperOut)
+		debugf("new flows: %d frames waited for theirs, %d dropped with the queue full", c.admit.queued, c.admit.dropped)
 	}
 	if err != nil {
 		errorf("%v", err)

@@ -37,6 +37,7 @@ type ctx struct {
 	pktBuf []byte    // one datagram read from a host socket
 
 	flows flowTable
+	admit admission // new flows set up per wakeup, and the frames waiting (admit.go)
 	pcap  *pcapWriter
 	stats stats
 
@@ -147,6 +148,7 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 	if cfg.mtu >= 0 {
 		c.mtu = cfg.mtu
 	}
+	c.admit.init()
 	if err := c.flows.init(budgetFor(fileLimit())); err != nil {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("flow table: %w", err)
@@ -177,6 +179,12 @@ func (c *ctx) handleFrame(frame []byte) {
 	if traceOn() {
 		tracef("tap: in: %d bytes", len(frame))
 	}
+	c.dispatchFrame(frame)
+}
+
+// dispatchFrame parses a frame and hands it to the protocol handler; a
+// frame that waited in the admission queue (admit.go) comes back here.
+func (c *ctx) dispatchFrame(frame []byte) {
 	p := c.parser
 	if !p.parse(frame) || !c.rxOffloadFits() {
 		c.dropMalformed(frame)

@@ -163,6 +163,14 @@ func (c *ctx) tcpConnect(key flowKey, src, dst netip.Addr) {
 		c.warnRateLimited(warnDstQuota, "half-open TCP connects: too many to one address, dropping SYNs to it")
 		return
 	}
+	if c.flows.peerConnsFull(&key) {
+		c.warnPeerConns()
+		c.tcpResetUnknown(src, dst)
+		return
+	}
+	if !c.admitNewFlow(c.flows.halfOpenCount(&key)) {
+		return // waits for its turn, or dropped: the guest sends it again
+	}
 	if !c.makeRoom(poolHalfOpen) {
 		c.tcpResetUnknown(src, dst)
 		return
@@ -1036,6 +1044,11 @@ func (c *ctx) tcpInbound(fd int, peer netip.AddrPort, to netip.AddrPort, rule ru
 		// Two host peers that the guest would see as one (the same
 		// translated address and port): the guest can't tell them apart.
 		c.warnRateLimited(warnNoSource, "forwarded TCP connection from %s to port %d: the guest already has a connection from %s, reset", peer, target, netip.AddrPortFrom(src, peer.Port()))
+		closeWithReset(fd)
+		return
+	}
+	if c.flows.peerConnsFull(&key) {
+		c.warnPeerConns()
 		closeWithReset(fd)
 		return
 	}

@@ -81,6 +81,9 @@ func (c *ctx) handleUDP(src, dst netip.Addr) {
 	key := newFlowKey(protoUDP, src, uint16(u.SrcPort), dst, uint16(u.DstPort))
 	i, ok := c.flows.lookup(key)
 	if !ok {
+		if !c.admitNewFlow(nil) {
+			return // waits for its turn, or dropped
+		}
 		if i, ok = c.udpNewFlow(key, src, dst); !ok {
 			c.stats.udpDropped++
 			return

@@ -5,28 +5,36 @@
 // addresses what it is told to, which the tests keep inside their own
 // namespaces (192.0.2.0/24, 2001:db8::/32).
 //
-//	loadtool serve -port P               TCP and UDP echo on every address
+//	loadtool serve -addr A -port P       TCP and UDP echo on A (default: every address)
 //	loadtool spray -dst A -ports F-L     one UDP datagram to each port
 //	loadtool flood -dst A:P -n N         N SYNs: non-blocking connect, close
-//	loadtool storm -dst A:P -n N -hold D N connections open at once, held D
+//	loadtool storm -dst A:P -n N -hold D N connections opened at once, held D
 //	loadtool soak  -dst A:P -d D         mixed traffic for D
 //
-// With -probe A:P, load and soak also run legitimate traffic to that echo
-// server while the load lasts and print, after it, a line
+// A load runs in -procs worker processes (default 1), each doing its part
+// (a share of the count, or of the ports), so that a storm may hold more
+// sockets than one process's RLIMIT_NOFILE allows. With -probe A:P, the
+// first process, which does none of the load, runs legitimate traffic to
+// that echo server while the load lasts (it has a process, and its Go
+// runtime, to itself: what it measures is the network, not the load's
+// goroutines) and prints, after it, a line
 //
 //	PROBE tcp_new=N tcp_ok=N udp_new=N udp_ok=N rtt_n=N p50_ms=X p99_ms=X max_ms=X
 //
 // Lines "LOADING", "LOAD-END" and "SETTLED" mark the phases, so that the
 // test can sample pasta's memory and descriptors at the right times.
+// LOAD-END carries the workers' figures, summed (durations: the largest).
 package main
 
 import (
+	"bufio"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +50,7 @@ func main() {
 	}
 	raiseFileLimit()
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	addr := fs.String("addr", "", "serve: address (default: every address)")
 	port := fs.Int("port", 7007, "serve: port")
 	dst := fs.String("dst", "", "load target: address, or address:port")
 	ports := fs.String("ports", "10001-60000", "spray: port range")
@@ -52,24 +61,33 @@ func main() {
 	probe := fs.String("probe", "", "echo server for legitimate traffic during the load")
 	settle := fs.Duration("settle", 5*time.Second, "wait after the load before SETTLED")
 	limit := fs.Duration("limit", 50*time.Second, "the load stops after this in any case")
+	procs := fs.Int("procs", 1, "worker processes sharing the load")
+	worker := fs.Int("worker", -1, "internal: run part WORKER of -procs of the load, print RESULT")
 	_ = fs.Parse(os.Args[2:])
 
 	if os.Args[1] == "serve" {
-		serve(*port)
+		serve(*addr, *port)
 		return
 	}
-	var load func(deadline time.Time) string
+	if *procs < 1 || *procs > 64 {
+		fail(errors.New("-procs must be 1 to 64"))
+	}
+	var load func(part share, deadline time.Time) string
 	switch os.Args[1] {
 	case "spray":
-		load = func(dl time.Time) string { return spray(*dst, *ports, *rate, dl) }
+		load = func(s share, dl time.Time) string { return spray(*dst, *ports, *rate, s, dl) }
 	case "flood":
-		load = func(dl time.Time) string { return flood(*dst, *n, dl) }
+		load = func(s share, dl time.Time) string { return flood(*dst, s.of(*n), dl) }
 	case "storm":
-		load = func(dl time.Time) string { return storm(*dst, *n, *hold, dl) }
+		load = func(s share, dl time.Time) string { return storm(*dst, s.of(*n), *hold, dl) }
 	case "soak":
-		load = func(dl time.Time) string { return soak(*dst, *dur, dl) }
+		load = func(_ share, dl time.Time) string { return soak(*dst, *dur, dl) }
 	default:
 		fail(fmt.Errorf("unknown command %q", os.Args[1]))
+	}
+	if *worker >= 0 {
+		fmt.Println("RESULT " + load(share{*worker, *procs}, time.Now().Add(*limit)))
+		return
 	}
 	var p *prober
 	if *probe != "" {
@@ -78,7 +96,7 @@ func main() {
 	}
 	fmt.Println("LOADING")
 	start := time.Now()
-	result := load(start.Add(*limit))
+	result := runWorkers(*procs, *limit)
 	fmt.Printf("LOAD-END %s load_s=%.2f\n", result, time.Since(start).Seconds())
 	if p != nil {
 		fmt.Println(p.stop())
@@ -106,14 +124,101 @@ func raiseFileLimit() {
 	}
 }
 
+// --- worker processes --------------------------------------------------------
+
+// share is one worker's part of a load: part index of count.
+type share struct{ index, count int }
+
+// of is the worker's part of n things.
+func (s share) of(n int) int { return n/s.count + btoi(s.index < n%s.count) }
+
+// rangeOf is the worker's part of the range lo..hi.
+func (s share) rangeOf(lo, hi int) (int, int) {
+	n := hi - lo + 1
+	first := lo + s.index*(n/s.count) + min(s.index, n%s.count)
+	return first, first + s.of(n) - 1
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// runWorkers runs the load in procs processes (this program again, with
+// -worker) and sums the figures of their RESULT lines.
+func runWorkers(procs int, limit time.Duration) string {
+	var wg sync.WaitGroup
+	results := make([]string, procs)
+	for i := range procs {
+		args := append([]string{os.Args[1]}, os.Args[2:]...)
+		args = append(args, "-worker", strconv.Itoa(i), "-procs", strconv.Itoa(procs))
+		cmd := exec.Command("/proc/self/exe", args...)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			fail(err)
+		}
+		if err := cmd.Start(); err != nil {
+			fail(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if r, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
+					results[i] = r
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				fail(fmt.Errorf("worker %d: %v", i, err))
+			}
+		}()
+	}
+	wg.Wait()
+	return sumResults(results)
+}
+
+// sumResults adds up "key=value" figures, keeping the largest of those
+// ending in _s (durations), in the order of the first line.
+func sumResults(lines []string) string {
+	var keys []string
+	sums := map[string]float64{}
+	for _, l := range lines {
+		for _, kv := range strings.Fields(l) {
+			k, v, _ := strings.Cut(kv, "=")
+			x, _ := strconv.ParseFloat(v, 64)
+			if _, seen := sums[k]; !seen {
+				keys = append(keys, k)
+			}
+			if strings.HasSuffix(k, "_s") {
+				sums[k] = max(sums[k], x)
+			} else {
+				sums[k] += x
+			}
+		}
+	}
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%s", k, strconv.FormatFloat(sums[k], 'f', -1, 64))
+	}
+	return b.String()
+}
+
 // --- the echo server ---------------------------------------------------------
 
-func serve(port int) {
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+func serve(addr string, port int) {
+	hp := net.JoinHostPort(addr, strconv.Itoa(port))
+	ln, err := net.Listen("tcp", hp)
 	if err != nil {
 		fail(err)
 	}
-	pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
+	pc, err := net.ListenPacket("udp", hp)
 	if err != nil {
 		fail(err)
 	}
@@ -155,15 +260,16 @@ func serve(port int) {
 
 // --- the hostile loads -------------------------------------------------------
 
-// spray sends one datagram from one socket to each port of a range, at
-// rate datagrams a second if rate is not 0.
-func spray(dst, ports string, rate int, deadline time.Time) string {
+// spray sends one datagram from one socket to each port of the worker's
+// part of a range, at rate datagrams a second in all if rate is not 0.
+func spray(dst, ports string, rate int, part share, deadline time.Time) string {
 	first, last, ok := strings.Cut(ports, "-")
 	lo, err1 := strconv.Atoi(first)
 	hi, err2 := strconv.Atoi(last)
-	if !ok || err1 != nil || err2 != nil {
+	if !ok || err1 != nil || err2 != nil || lo > hi {
 		fail(fmt.Errorf("bad port range %q", ports))
 	}
+	lo, hi = part.rangeOf(lo, hi)
 	a := netip.MustParseAddr(dst)
 	conn, err := net.ListenUDP("udp", nil)
 	if err != nil {
@@ -173,11 +279,12 @@ func spray(dst, ports string, rate int, deadline time.Time) string {
 	sent := 0
 	payload := []byte("spray")
 	start := time.Now()
+	perSecond := time.Duration(max(rate/part.count, 1))
 	for p := lo; p <= hi && time.Now().Before(deadline); p++ {
 		if _, err := conn.WriteToUDPAddrPort(payload, netip.AddrPortFrom(a, uint16(p))); err == nil {
 			sent++
 		}
-		if due := start.Add(time.Duration(p-lo+1) * time.Second / time.Duration(max(rate, 1))); rate > 0 && p%100 == 0 {
+		if due := start.Add(time.Duration(p-lo+1) * time.Second / perSecond); rate > 0 && p%100 == 0 {
 			time.Sleep(time.Until(due))
 		}
 	}
@@ -211,61 +318,140 @@ func sockaddr(ap netip.AddrPort) (int, syscall.Sockaddr) {
 	return syscall.AF_INET6, &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 }
 
-// storm opens n connections to an echo server at once, checks that each
-// carries a byte, holds them all, then closes them.
-func storm(dst string, n int, hold time.Duration, deadline time.Time) string {
-	var wg sync.WaitGroup
-	var opened, failed atomic.Int64
-	conns := make([]net.Conn, n)
-	start := time.Now()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := net.Dialer{Deadline: deadline}
-			c, err := d.Dial("tcp", dst)
-			if err == nil {
-				_ = c.SetDeadline(deadline)
-				err = echoOnce(c, []byte{byte(i)})
-			}
-			if err != nil {
-				failed.Add(1)
-				if c != nil {
-					c.Close()
-				}
-				return
-			}
-			opened.Add(1)
-			conns[i] = c
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
-	time.Sleep(min(hold, time.Until(deadline)))
-	for _, c := range conns {
-		if c != nil {
-			c.Close()
-		}
-	}
-	return fmt.Sprintf("opened=%d failed=%d open_s=%.2f", opened.Load(), failed.Load(), took.Seconds())
+// stormConn is one connection of a storm.
+type stormConn struct {
+	fd    int
+	state uint8 // stormConnecting, stormSent, or done (stormOpened, stormRefused, stormFailed)
 }
 
-func echoOnce(c net.Conn, msg []byte) error {
-	if _, err := c.Write(msg); err != nil {
-		return err
+const (
+	stormConnecting = iota
+	stormSent
+	stormOpened
+	stormRefused
+	stormFailed
+)
+
+// storm opens n connections to an echo server at once (non-blocking
+// connects, one after the other as fast as the kernel takes them, all
+// watched by one epoll loop: the load is the connections, not goroutines),
+// checks that each carries a byte both ways, holds those that do, then
+// closes them all. A connection is opened (its byte came back), refused
+// (reset: what pasta does when its budget can't hold it) or failed (any
+// other error, or still not through at the deadline).
+func storm(dst string, n int, hold time.Duration, deadline time.Time) string {
+	ap := netip.MustParseAddrPort(dst)
+	family, sa := sockaddr(ap)
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		fail(err)
 	}
-	buf := make([]byte, len(msg))
-	for got := 0; got < len(msg); {
-		k, err := c.Read(buf[got:])
-		if err != nil {
-			return err
+	defer syscall.Close(epfd)
+	conns := make([]stormConn, n)
+	var count [stormFailed + 1]int
+	start := time.Now()
+	for i := range conns {
+		c := &conns[i]
+		if c.state = stormStart(epfd, c, family, sa, int32(i), deadline); c.state != stormConnecting {
+			count[c.state]++
 		}
-		got += k
 	}
-	if string(buf) != string(msg) {
-		return errors.New("echo differs")
+	events := make([]syscall.EpollEvent, 256)
+	for count[stormOpened]+count[stormRefused]+count[stormFailed] < n && time.Now().Before(deadline) {
+		k, err := syscall.EpollWait(epfd, events, 100)
+		if err != nil && err != syscall.EINTR {
+			fail(err)
+		}
+		for _, ev := range events[:max(k, 0)] {
+			c := &conns[ev.Fd]
+			if s := stormStep(epfd, c, ev.Fd); s != c.state {
+				c.state = s
+				if s >= stormOpened {
+					count[s]++
+				}
+				if s >= stormRefused { // out of the epoll set, at once
+					syscall.Close(c.fd)
+					c.fd = -1
+				}
+			}
+		}
 	}
-	return nil
+	took := time.Since(start)
+	count[stormFailed] = n - count[stormOpened] - count[stormRefused] // not through in time: failed
+	time.Sleep(min(hold, time.Until(deadline)))
+	for _, c := range conns {
+		if c.fd >= 0 {
+			syscall.Close(c.fd)
+		}
+	}
+	return fmt.Sprintf("opened=%d refused=%d failed=%d open_s=%.2f", count[stormOpened], count[stormRefused], count[stormFailed], took.Seconds())
+}
+
+// stormStart opens connection i of a storm, and returns its state:
+// connecting, or already ended.
+func stormStart(epfd int, c *stormConn, family int, sa syscall.Sockaddr, i int32, deadline time.Time) uint8 {
+	c.fd = -1
+	if time.Now().After(deadline) {
+		return stormFailed
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return stormFailed
+	}
+	c.fd = fd
+	if err := syscall.Connect(fd, sa); err != nil && err != syscall.EINPROGRESS {
+		return stormEnded(err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLOUT | syscall.EPOLLIN, Fd: i}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return stormFailed
+	}
+	return stormConnecting
+}
+
+// stormStep moves connection c on after an event, and returns its state:
+// connected, it sends its byte (the connection's index); with the byte
+// back, it is opened and leaves the epoll set.
+func stormStep(epfd int, c *stormConn, i int32) uint8 {
+	if c.state >= stormOpened {
+		return c.state
+	}
+	if e, err := syscall.GetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || e != 0 {
+		return stormEnded(syscall.Errno(e))
+	}
+	want := []byte{byte(i)}
+	switch c.state {
+	case stormConnecting:
+		if _, err := syscall.Write(c.fd, want); err != nil {
+			return stormEnded(err)
+		}
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: i}
+		if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_MOD, c.fd, &ev); err != nil {
+			return stormFailed
+		}
+		return stormSent
+	default:
+		got := make([]byte, 1)
+		k, err := syscall.Read(c.fd, got)
+		switch {
+		case err == syscall.EAGAIN:
+			return stormSent
+		case err != nil:
+			return stormEnded(err)
+		case k != 1 || got[0] != want[0]:
+			return stormFailed // end of file, or another byte
+		}
+		_ = syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+		return stormOpened
+	}
+}
+
+// stormEnded classifies an error that ended a storm connection.
+func stormEnded(err error) uint8 {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return stormRefused
+	}
+	return stormFailed
 }
 
 // soak mixes, until d is over: a bulk connection, short connections,
@@ -311,6 +497,7 @@ func soak(dst string, d time.Duration, deadline time.Time) string {
 	go func() { // UDP from new sockets, and bursts of hostile load
 		defer wg.Done()
 		next := time.Now()
+		whole := share{0, 1}
 		for time.Now().Before(end) {
 			if udpOnce(dst, time.Second) == nil {
 				udp.Add(1)
@@ -318,7 +505,7 @@ func soak(dst string, d time.Duration, deadline time.Time) string {
 			if time.Now().After(next) {
 				next = time.Now().Add(5 * time.Second)
 				storm(dst, 500, 100*time.Millisecond, end.Add(10*time.Second))
-				spray(ap.Addr().String(), "20001-21000", 0, end)
+				spray(ap.Addr().String(), "20001-21000", 0, whole, end)
 				flood(netip.AddrPortFrom(ap.Addr(), 9).String(), 500, end)
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -326,6 +513,24 @@ func soak(dst string, d time.Duration, deadline time.Time) string {
 	}()
 	wg.Wait()
 	return fmt.Sprintf("short=%d udp=%d bulk_mib=%d", short.Load(), udp.Load(), bulk.Load()>>20)
+}
+
+func echoOnce(c net.Conn, msg []byte) error {
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	buf := make([]byte, len(msg))
+	for got := 0; got < len(msg); {
+		k, err := c.Read(buf[got:])
+		if err != nil {
+			return err
+		}
+		got += k
+	}
+	if string(buf) != string(msg) {
+		return errors.New("echo differs")
+	}
+	return nil
 }
 
 // udpOnce sends a datagram from a new socket and waits for its echo,
