@@ -47,13 +47,13 @@ type admission struct {
 	source frameSource // of the frame being handled
 	frame  []byte      // the frame being handled, if from the tap
 
-	queue      [admitQueueLen]queuedFrame // a ring: head is the oldest
-	head, n    int
-	buf        []byte // the queued frames' bytes, a ring too
-	bufHead    int    // where the oldest queued frame starts
-	bufTail    int    // where the next one goes
-	queued     uint64 // frames that waited
-	dropped    uint64 // frames dropped with the queue full
+	queue   [admitQueueLen]queuedFrame // a ring: head is the oldest
+	head, n int
+	buf     []byte // the queued frames' bytes, a ring too
+	bufHead int    // where the oldest queued frame starts
+	bufTail int    // where the next one goes
+	queued  uint64 // frames that waited
+	dropped uint64 // frames dropped with the queue full
 }
 
 // queuedFrame is a frame in the admission queue.
