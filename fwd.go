@@ -333,50 +333,111 @@ func (c *ctx) refuseWithSpareFD(l *listener) bool {
 // is bound on the other side. Ports pasta itself bound on the scanned side
 // are left out, or each side would chase the other's sockets.
 
-// autoScan holds the socket tables the auto rules follow, opened at start
-// (pasta may not open files later), and scratch space.
+// autoScan holds what the auto rules scan, opened at start (pasta may not
+// open files later), and scratch space: a sock_diag socket per side
+// (sockdiag.go), or where the kernel has none, the side's /proc/net
+// socket tables.
 type autoScan struct {
-	files [len(fwdDirs)][2]int // per direction: the scanned side's tables; -1 if not open
+	diag  [2]int               // sock_diag sockets: [0] the namespace's, [1] the host's; -1 if not open
+	files [len(fwdDirs)][2]int // per direction without sock_diag: the scanned side's tables; -1 if not open
 	buf   []byte
+	seq   uint32  // of the last sock_diag dump
 	bound portSet // ports bound on the scanned side
 	open  portSet // ports a rule has sockets for
 }
 
-// setupAutoForward opens the socket tables that auto rules need: those of
-// the directions with auto rules at start, or of every direction when
-// pesto may add some later. The namespace's are opened through the
-// namespace thread, the host's from this (the main) thread.
+// setupAutoForward opens what the auto rules need to scan: for the
+// directions with auto rules at start, or every direction when pesto may
+// add some later. The namespace's side is opened through the namespace
+// thread, the host's from this (the main) thread.
 func (c *ctx) setupAutoForward() error {
-	a := &autoScan{buf: make([]byte, 1<<16)}
+	a := &autoScan{buf: make([]byte, 1<<16), diag: [2]int{-1, -1}}
 	any := false
 	for di, d := range fwdDirs {
 		a.files[di] = [2]int{-1, -1}
 		if !c.protoEnabled(d.proto) || (c.cfg.confPath == "" && !hasAutoRange(c.cfg.forwarding(d).ranges)) {
 			continue
 		}
-		names := [2]string{"tcp", "tcp6"}
-		if d.proto == protoUDP {
-			names = [2]string{"udp", "udp6"}
-		}
-		open := func() error {
-			for i, name := range names {
-				fd, err := unix.Open("/proc/thread-self/net/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-				if err != nil {
-					fd = -1 // no IPv6 in that kernel, for one
-				}
-				a.files[di][i] = fd
-			}
-			return nil
-		}
-		if d.inNs {
-			_ = open() // -T and -U scan the host, where this thread is
-		} else if err := c.ns.do(open); err != nil {
+		if err := c.onScannedSide(d, func() error { return a.openScan(di, d) }); err != nil {
 			return err
 		}
 		any = true
 	}
 	if any {
 		c.auto = a
+	}
+	return nil
+}
+
+// onScannedSide runs fn in the network namespace that direction d scans:
+// the namespace for -t and -u, the host (this thread) for -T and -U.
+func (c *ctx) onScannedSide(d fwdDir, fn func() error) error {
+	if d.inNs {
+		return fn()
+	}
+	return c.ns.do(fn)
+}
+
+// openScan opens, in the calling thread's namespace, what direction di
+// scans: the side's sock_diag socket (one serves every direction that
+// scans the side), or its /proc/net tables if the kernel can't dump TCP
+// and UDP sockets.
+func (a *autoScan) openScan(di int, d fwdDir) error {
+	side := scanSide(d)
+	if a.diag[side] >= 0 {
+		return nil
+	}
+	fd, err := openSockDiag(a.buf)
+	if err == nil {
+		a.diag[side] = fd
+		return nil
+	}
+	if debugOn() {
+		debugf("auto: no sock_diag (%v): reading /proc/net", err)
+	}
+	names := [2]string{"tcp", "tcp6"}
+	if d.proto == protoUDP {
+		names = [2]string{"udp", "udp6"}
+	}
+	for i, name := range names {
+		fd, err := unix.Open("/proc/thread-self/net/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fd = -1 // no IPv6 in that kernel, for one
+		}
+		a.files[di][i] = fd
+	}
+	return nil
+}
+
+// scanSide is the index of the side direction d scans in autoScan.diag.
+func scanSide(d fwdDir) int {
+	if d.inNs {
+		return 1 // -T and -U scan the host
+	}
+	return 0
+}
+
+// scanBound fills a.bound with the ports bound on the side direction di
+// scans: listening TCP sockets, or bound and unconnected UDP ones.
+func (a *autoScan) scanBound(di int, d fwdDir) error {
+	clear(a.bound[:])
+	if fd := a.diag[scanSide(d)]; fd >= 0 {
+		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			a.seq++
+			if err := diagPorts(fd, a.buf, a.seq, family, d.proto, &a.bound); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	state, firstOnly := "0A", true // TCP_LISTEN, listed first
+	if d.proto == protoUDP {
+		state, firstOnly = "07", false // TCP_CLOSE: bound, not connected
+	}
+	for _, fd := range a.files[di] {
+		if fd >= 0 {
+			scanBoundPorts(fd, a.buf, state, firstOnly, &a.bound)
+		}
 	}
 	return nil
 }
@@ -401,15 +462,13 @@ func (c *ctx) scanAutoForward() {
 		if !c.hasAutoRule(d) {
 			continue
 		}
-		state, firstOnly := "0A", true // TCP_LISTEN, listed first
-		if d.proto == protoUDP {
-			state, firstOnly = "07", false // TCP_CLOSE: bound, not connected
-		}
-		clear(a.bound[:])
-		for _, fd := range a.files[di] {
-			if fd >= 0 {
-				scanBoundPorts(fd, a.buf, state, firstOnly, &a.bound)
+		if err := a.scanBound(di, d); err != nil {
+			// Half a scan would close the sockets of ports it missed:
+			// keep them until a scan completes.
+			if debugOn() {
+				debugf("auto: scanning for %s: %v", d.option, err)
 			}
+			continue
 		}
 		c.dropOwnPorts(d, &a.bound)
 		for slot := range c.rules {
