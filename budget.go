@@ -146,6 +146,27 @@ func fileLimit() int {
 	return int(rl.Cur)
 }
 
+// growFDTable makes the kernel's descriptor table of the process as large
+// as the first n descriptors need, once, at start. The kernel grows it
+// when a new descriptor's number passes a power of two, and in a process
+// with threads (the Go runtime has several) it then waits for an RCU
+// grace period: during a storm of connections, the socket() call that
+// took descriptor 2048, 4096, 8192 or 16384 stalled the loop for 10 ms
+// or more each time. The table never shrinks; it costs the kernel 8
+// bytes per descriptor, hence the bound.
+// Any open descriptor fd serves to make the copy that grows it.
+func growFDTable(fd, n int) {
+	n = min(n, fdTableGrowMax)
+	probe, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, n-1) // the lowest free descriptor from n-1 on
+	if err == nil {
+		unix.Close(probe)
+	}
+}
+
+// fdTableGrowMax bounds growFDTable: 64 Ki descriptors, 512 KiB of the
+// kernel's memory.
+const fdTableGrowMax = 1 << 16
+
 func (t *flowTable) setPools(b budget) {
 	for p := range t.pools {
 		t.pools[p] = pool{max: b[p], head: -1, tail: -1}

@@ -310,9 +310,16 @@ const loopbackIndex = 1
 
 // tapTxQueueLen is the tap's queue length, in frames: longer than the
 // default 1000, it absorbs the guest's bursts while pasta is busy with
-// other descriptors (a UDP sender at 1 Gbit/s lost 3% of its datagrams
-// with 1000 here, none with 5000).
-const tapTxQueueLen = 5000
+// other descriptors or waits for a core (a UDP sender at 1 Gbit/s lost 3%
+// of its datagrams with 1000 here, none with 5000). A full queue drops
+// the frames of every flow alike, in the guest's kernel: when 20,000
+// connections were opened at once, 5000 frames overflowed each time the
+// guest's SYNs (or their retransmissions) came in a burst, and a request
+// on an established connection lost there waited for the guest's
+// retransmission timer, 200 ms at least; with 10,000, no frame was lost
+// (admit.go keeps what pasta reads from the queue cheap). The kernel
+// holds a guest's frames there, 10,000 at most.
+const tapTxQueueLen = 10000
 
 // setTxQueueLen sets a link's queue length with an RTM_NEWLINK message
 // carrying IFLA_TXQLEN (rtnetlink(7)), which the rtnetlink package does not

@@ -149,6 +149,7 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		c.mtu = cfg.mtu
 	}
 	c.admit.init()
+	growFDTable(epfd, fileLimit())
 	if err := c.flows.init(budgetFor(fileLimit())); err != nil {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("flow table: %w", err)

@@ -19,8 +19,10 @@
 // runtime, to itself: what it measures is the network, not the load's
 // goroutines) and prints, after it, a line
 //
-//	PROBE tcp_new=N tcp_ok=N udp_new=N udp_ok=N rtt_n=N p50_ms=X p99_ms=X max_ms=X
+//	PROBE tcp_new=N tcp_ok=N udp_new=N udp_ok=N rtt_n=N p50_ms=X p99_ms=X max_ms=X slowest=S@MS,...
 //
+// slowest dates the five slowest requests (seconds after the load began)
+// with their round trips.
 // Lines "LOADING", "LOAD-END" and "SETTLED" mark the phases, so that the
 // test can sample pasta's memory and descriptors at the right times.
 // LOAD-END carries the workers' figures, summed (durations: the largest).
@@ -79,7 +81,10 @@ func main() {
 	case "flood":
 		load = func(s share, dl time.Time) string { return flood(*dst, s.of(*n), dl) }
 	case "storm":
-		load = func(s share, dl time.Time) string { return storm(*dst, s.of(*n), *hold, dl) }
+		load = func(s share, dl time.Time) string {
+			first, _ := s.rangeOf(stormFirstPort, stormFirstPort+*n-1)
+			return storm(*dst, s.of(*n), first, *hold, dl)
+		}
 	case "soak":
 		load = func(_ share, dl time.Time) string { return soak(*dst, *dur, dl) }
 	default:
@@ -96,6 +101,9 @@ func main() {
 	}
 	fmt.Println("LOADING")
 	start := time.Now()
+	if p != nil {
+		p.setStart(start)
+	}
 	result := runWorkers(*procs, *limit)
 	fmt.Printf("LOAD-END %s load_s=%.2f\n", result, time.Since(start).Seconds())
 	if p != nil {
@@ -324,6 +332,10 @@ type stormConn struct {
 	state uint8 // stormConnecting, stormSent, or done (stormOpened, stormRefused, stormFailed)
 }
 
+// stormFirstPort is the first local port of a storm's connections: below
+// the ephemeral range (32768-60999 by default), which the probe uses.
+const stormFirstPort = 1024
+
 const (
 	stormConnecting = iota
 	stormSent
@@ -339,7 +351,13 @@ const (
 // closes them all. A connection is opened (its byte came back), refused
 // (reset: what pasta does when its budget can't hold it) or failed (any
 // other error, or still not through at the deadline).
-func storm(dst string, n int, hold time.Duration, deadline time.Time) string {
+//
+// With firstPort, connection i is bound to local port firstPort+i: left
+// to choose, the kernel searches the ephemeral range for each connect to
+// one destination, and with 20,000 of them the search took three
+// quarters of the machine's two cores for seconds, in the namespace's
+// kernel, which measured the port allocator rather than pasta.
+func storm(dst string, n, firstPort int, hold time.Duration, deadline time.Time) string {
 	ap := netip.MustParseAddrPort(dst)
 	family, sa := sockaddr(ap)
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -352,7 +370,11 @@ func storm(dst string, n int, hold time.Duration, deadline time.Time) string {
 	start := time.Now()
 	for i := range conns {
 		c := &conns[i]
-		if c.state = stormStart(epfd, c, family, sa, int32(i), deadline); c.state != stormConnecting {
+		port := 0
+		if firstPort > 0 {
+			port = firstPort + i
+		}
+		if c.state = stormStart(epfd, c, family, sa, int32(i), deadline, port); c.state != stormConnecting {
 			count[c.state]++
 		}
 	}
@@ -387,9 +409,9 @@ func storm(dst string, n int, hold time.Duration, deadline time.Time) string {
 	return fmt.Sprintf("opened=%d refused=%d failed=%d open_s=%.2f", count[stormOpened], count[stormRefused], count[stormFailed], took.Seconds())
 }
 
-// stormStart opens connection i of a storm, and returns its state:
-// connecting, or already ended.
-func stormStart(epfd int, c *stormConn, family int, sa syscall.Sockaddr, i int32, deadline time.Time) uint8 {
+// stormStart opens connection i of a storm, from local port port if not
+// 0, and returns its state: connecting, or already ended.
+func stormStart(epfd int, c *stormConn, family int, sa syscall.Sockaddr, i int32, deadline time.Time, port int) uint8 {
 	c.fd = -1
 	if time.Now().After(deadline) {
 		return stormFailed
@@ -399,6 +421,15 @@ func stormStart(epfd int, c *stormConn, family int, sa syscall.Sockaddr, i int32
 		return stormFailed
 	}
 	c.fd = fd
+	if port > 0 {
+		var local syscall.Sockaddr = &syscall.SockaddrInet4{Port: port}
+		if family == syscall.AF_INET6 {
+			local = &syscall.SockaddrInet6{Port: port}
+		}
+		if err := syscall.Bind(fd, local); err != nil {
+			return stormFailed
+		}
+	}
 	if err := syscall.Connect(fd, sa); err != nil && err != syscall.EINPROGRESS {
 		return stormEnded(err)
 	}
@@ -504,7 +535,7 @@ func soak(dst string, d time.Duration, deadline time.Time) string {
 			}
 			if time.Now().After(next) {
 				next = time.Now().Add(5 * time.Second)
-				storm(dst, 500, 100*time.Millisecond, end.Add(10*time.Second))
+				storm(dst, 500, 0, 100*time.Millisecond, end.Add(10*time.Second))
 				spray(ap.Addr().String(), "20001-21000", 0, whole, end)
 				flood(netip.AddrPortFrom(ap.Addr(), 9).String(), 500, end)
 			}
@@ -567,10 +598,11 @@ func udpOnce(dst string, timeout time.Duration) error {
 // newTimeout).
 type prober struct {
 	dst        string
+	start      time.Time // when the load started
 	done       chan struct{}
 	wg         sync.WaitGroup
 	mu         sync.Mutex
-	rtts       []time.Duration
+	rtts       []rtt
 	tcpNew     atomic.Int64
 	tcpOK      atomic.Int64
 	udpNew     atomic.Int64
@@ -580,8 +612,11 @@ type prober struct {
 
 const newTimeout = 3 * time.Second
 
+// rtt is a request's round trip, and when it started.
+type rtt struct{ at, d time.Duration }
+
 func startProbe(dst string) *prober {
-	p := &prober{dst: dst, done: make(chan struct{})}
+	p := &prober{dst: dst, start: time.Now(), done: make(chan struct{})}
 	c, err := net.DialTimeout("tcp", dst, 5*time.Second)
 	if err != nil {
 		fail(fmt.Errorf("probe: %v", err))
@@ -611,7 +646,7 @@ func (p *prober) requests(c net.Conn) {
 			return
 		}
 		p.mu.Lock()
-		p.rtts = append(p.rtts, time.Since(start))
+		p.rtts = append(p.rtts, rtt{start.Sub(p.start), time.Since(start)})
 		p.mu.Unlock()
 	}
 }
@@ -652,23 +687,38 @@ func (p *prober) newFlows() {
 	}
 }
 
-// stop ends the probe and reports.
+// setStart sets the time the load started, from which the slowest
+// requests are dated.
+func (p *prober) setStart(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.start = t
+}
+
+// stop ends the probe and reports, with the five slowest requests: when
+// they started (seconds after the load) and how long they took (ms).
 func (p *prober) stop() string {
 	close(p.done)
 	p.wg.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	sort.Slice(p.rtts, func(i, j int) bool { return p.rtts[i] < p.rtts[j] })
+	sort.Slice(p.rtts, func(i, j int) bool { return p.rtts[i].d < p.rtts[j].d })
 	q := func(f float64) float64 {
 		if len(p.rtts) == 0 {
 			return -1
 		}
-		return float64(p.rtts[int(f*float64(len(p.rtts)-1))].Microseconds()) / 1000
+		return ms(p.rtts[int(f*float64(len(p.rtts)-1))].d)
 	}
-	s := fmt.Sprintf("PROBE tcp_new=%d tcp_ok=%d udp_new=%d udp_ok=%d rtt_n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
-		p.tcpNew.Load(), p.tcpOK.Load(), p.udpNew.Load(), p.udpOK.Load(), len(p.rtts), q(0.5), q(0.99), q(1))
+	var slowest []string
+	for i := len(p.rtts) - 1; i >= max(len(p.rtts)-5, 0); i-- {
+		slowest = append(slowest, fmt.Sprintf("%.2f@%.1f", p.rtts[i].at.Seconds(), ms(p.rtts[i].d)))
+	}
+	s := fmt.Sprintf("PROBE tcp_new=%d tcp_ok=%d udp_new=%d udp_ok=%d rtt_n=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f slowest=%s",
+		p.tcpNew.Load(), p.tcpOK.Load(), p.udpNew.Load(), p.udpOK.Load(), len(p.rtts), q(0.5), q(0.99), q(1), strings.Join(slowest, ","))
 	if e, ok := p.rttFailure.Load().(string); ok {
 		s += " rtt_error=" + strings.ReplaceAll(e, " ", "_")
 	}
 	return s
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
