@@ -31,11 +31,15 @@ import (
 // flood to an address that never answers, a storm of connections opened
 // at once, and the namespace deleted while traffic flows. During each
 // load, loadtool (testdata/loadtool) keeps legitimate traffic going from
-// the same namespace to an echo server in the remote netns: requests on
-// an established connection (their round trips), and new TCP connections
-// and UDP flows. The test samples pasta's resident memory and descriptors
-// all along, prints the figures, and checks them against the bounds below
-// (for our binary; the reference's figures are only printed).
+// the same namespace to an echo server of its own in the remote netns
+// (loadProbeAddr): requests on an established connection (their round
+// trips), and new TCP connections and UDP flows. The load runs in worker
+// processes and the probe in a process of its own, and the load's server
+// is another process than the probe's: what the probe measures is pasta,
+// not the Go runtime of a process with 20,000 connections. The test
+// samples pasta's resident memory and descriptors all along, prints the
+// figures, and checks them against the bounds below (for our binary; the
+// reference's figures are only printed).
 
 //go:embed testdata/loadtool/main.go
 var loadToolSource string
@@ -45,29 +49,34 @@ var loadToolProg = &testTool{name: "loadtool", source: loadToolSource}
 const (
 	loadEchoPort  = "7007"
 	loadBlackHole = "192.0.2.3" // a neighbour nobody answers for: SYNs to it vanish
-	loadNofile    = 20000       // pasta's RLIMIT_NOFILE in these tests, as in the issue
-	// The storm: as many connections as fit in the TCP share of pasta's
-	// descriptors (5/8 of what the reserve leaves, 11678 of 20000) with
-	// room to spare for the legitimate ones. 20,000, as in the issue,
-	// can't fit: the machine's hard limit is 20000 for pasta and the
-	// namespace's processes alike, and raising it needs CAP_SYS_RESOURCE,
-	// which the test may not have.
-	loadStormConn  = 10000
+	// loadProbeAddr is a second address of the remote netns, where the
+	// probe's echo server listens: the storm's connections go to
+	// RemoteAddr4, and one address may hold only 6/8 of pasta's TCP
+	// connections (budget.go), so that connections to others still work.
+	loadProbeAddr = "192.0.2.5"
+	loadNofile    = 20000 // pasta's RLIMIT_NOFILE in these tests, as in the issue
+	// The storm: 20,000 connections at once, as in the issue, from four
+	// processes (one process may hold only RLIMIT_NOFILE sockets, 20000
+	// on this machine, and raising the hard limit needs a privilege the
+	// test may not have). pasta holds what its budget allows for one
+	// address, 6/8 of the TCP share (5/8 of what the reserve leaves of
+	// 20000 descriptors): 8758; it refuses the others with a RST.
+	loadStormConn  = 20000
+	loadStormProcs = 4
+	loadStormHeld  = 8758
 	loadMinSuccess = 0.90 // new flows that must work during a load
-	// p99 of the round trips of requests on an established connection.
-	// The issue asks 50 ms. During the SYN flood pasta does it on an
-	// otherwise idle machine (22-52 ms), not beside the rest of the suite
-	// (120-150 ms), hence the flood's bound. During the spray and the
-	// storm it does not yet: there every new flow costs pasta system
-	// calls (a socket, a connect), the guest makes them faster than pasta
-	// can, the tap's queue in the namespace fills, and the guest's kernel
-	// drops frames of every flow alike before pasta sees them (25-480
-	// ms; the C pasta: about 600 ms, with stalls of seconds). Before the
-	// descriptor budget, the flood gave 576-1200 ms.
-	loadMaxP99Flood = 250 * time.Millisecond
-	loadMaxP99      = time.Second
-	loadRSSGrowth   = 4 << 20 // after a load, RSS may exceed the start by this much
-	loadExitMax     = 200 * time.Millisecond
+	// p99 of the round trips of requests on an established connection,
+	// as the issue asks. On this 2-core machine with nothing else
+	// running: spray 4-5 ms, flood 4.5-5 ms, storm 23-35 ms. The storm
+	// saturates both cores for its first second (the guest's processes,
+	// the server and pasta), so other work on the machine shows in its
+	// figure at once: a storm whose p99 alone misses the bound is run
+	// again, loadStormTries times at most, in a new sandbox; the other
+	// checks hold for every run.
+	loadMaxP99     = 50 * time.Millisecond
+	loadStormTries = 3
+	loadRSSGrowth  = 4 << 20 // after a load, RSS may exceed the start by this much
+	loadExitMax    = 200 * time.Millisecond
 )
 
 // loadFigures is what one hostile run measured.
@@ -100,24 +109,31 @@ func withNofile(t *testing.T, cmd *exec.Cmd, n int) *exec.Cmd {
 	return cmd
 }
 
-// startEchoServer runs loadtool's TCP and UDP echo server in the remote
-// netns.
-func startEchoServer(t *testing.T, sb *sandbox.Sandbox, tool string) {
+// startEchoServers runs loadtool's TCP and UDP echo servers in the remote
+// netns: one for the load on RemoteAddr4, one for the probe on
+// loadProbeAddr, an address added to the remote netns for it. Listen
+// queues there are as long as the kernel allows, so that the storm's
+// server takes its connections as fast as pasta makes them.
+func startEchoServers(t *testing.T, sb *sandbox.Sandbox, tool string) {
 	t.Helper()
+	sb.MustRemote(t, sandbox.Root, "ip", "addr", "add", loadProbeAddr+"/24", "dev", sandbox.RemoteIf)
+	sb.MustRemote(t, sandbox.Root, "sysctl", "-qw", "net.core.somaxconn=65535")
 	ctx := withTimeout(t, 5*time.Minute)
-	p := sb.Start(t, sb.Remote(ctx, sandbox.Root, tool, "serve", "-port", loadEchoPort))
-	waitForLine(t, p, "READY", 10*time.Second)
+	for _, addr := range []string{sandbox.RemoteAddr4, loadProbeAddr} {
+		p := sb.Start(t, sb.Remote(ctx, sandbox.Root, tool, "serve", "-addr", addr, "-port", loadEchoPort))
+		waitForLine(t, p, "READY", 10*time.Second)
+	}
 }
 
-// runHostile runs "loadtool ARGS -probe remote" under pasta (--config-net,
+// runHostile runs "loadtool ARGS -probe" under pasta (--config-net,
 // RLIMIT_NOFILE nofile) and samples pasta while it runs.
 func runHostile(t *testing.T, m mode, sb *sandbox.Sandbox, nofile int, args ...string) loadFigures {
 	t.Helper()
 	tool := loadToolProg.binary(t)
-	startEchoServer(t, sb, tool)
+	startEchoServers(t, sb, tool)
 	ctx := withTimeout(t, 90*time.Second)
 	argv := append([]string{"--config-net", "--", tool}, args...)
-	argv = append(argv, "-probe", hostPort(sandbox.RemoteAddr4, loadEchoPort))
+	argv = append(argv, "-probe", hostPort(loadProbeAddr, loadEchoPort))
 
 	cmd := withNofile(t, m.pasta(t, ctx, sb, argv...), nofile)
 	p := sb.Start(t, cmd)
@@ -144,8 +160,8 @@ func runHostile(t *testing.T, m mode, sb *sandbox.Sandbox, nofile int, args ...s
 }
 
 // checkService checks the legitimate traffic of a run: new flows and the
-// round trips on the established connection (p99 under maxP99).
-func checkService(t *testing.T, f loadFigures, maxP99 time.Duration) {
+// established connection.
+func checkService(t *testing.T, f loadFigures) {
 	t.Helper()
 	if sandbox.Reference() {
 		return
@@ -160,10 +176,18 @@ func checkService(t *testing.T, f loadFigures, maxP99 time.Duration) {
 	if e := f.probe["rtt_error"]; e != "" {
 		t.Errorf("the established connection failed during the load: %s", e)
 	}
+}
+
+// p99Within tells whether the p99 of the requests on the established
+// connection was under loadMaxP99, and says so if not.
+func p99Within(t *testing.T, f loadFigures, report func(string, ...any)) bool {
+	t.Helper()
 	p99, err := strconv.ParseFloat(f.probe["p99_ms"], 64)
-	if err != nil || p99 < 0 || time.Duration(p99*float64(time.Millisecond)) > maxP99 {
-		t.Errorf("p99 of requests on an established connection %s ms, want < %v", f.probe["p99_ms"], maxP99)
+	if err != nil || p99 < 0 || time.Duration(p99*float64(time.Millisecond)) >= loadMaxP99 {
+		report("p99 of requests on an established connection %s ms, want < %v (slowest, s@ms: %s)", f.probe["p99_ms"], loadMaxP99, f.probe["slowest"])
+		return false
 	}
+	return true
 }
 
 // checkMemoryReturns checks that resident memory after a load is what it
@@ -189,10 +213,11 @@ func checkMemoryReturns(t *testing.T, f loadFigures, nofile int) {
 func TestHostileUDPSpray(t *testing.T) {
 	eachModeAlone(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		f := runHostile(t, m, sb, loadNofile, "spray", "-dst", sandbox.RemoteAddr4, "-ports", "10001-60000", "-rate", "20000", "-settle", "2s")
-		checkService(t, f, loadMaxP99)
+		checkService(t, f)
 		if sandbox.Reference() {
 			return
 		}
+		p99Within(t, f, t.Errorf)
 		if f.peakFDs > loadNofile/2 {
 			t.Errorf("pasta held %d descriptors during the spray, want at most half of %d", f.peakFDs, loadNofile)
 		}
@@ -211,23 +236,58 @@ func TestHostileSYNFlood(t *testing.T) {
 			"dev", sandbox.HostIf, "nud", "permanent")
 		// Half-open connects time out after 10 s: settle past that.
 		f := runHostile(t, m, sb, loadNofile, "flood", "-dst", hostPort(loadBlackHole, "80"), "-n", "200000", "-settle", "12s")
-		checkService(t, f, loadMaxP99Flood)
+		checkService(t, f)
 		checkMemoryReturns(t, f, loadNofile)
+		if !sandbox.Reference() {
+			p99Within(t, f, t.Errorf)
+		}
 	})
 }
 
-// TestHostileConnStorm: 10,000 connections opened at once to a live
-// server, held, then closed.
+// TestHostileConnStorm: 20,000 connections opened at once to a live
+// server, from four processes, held, then closed. pasta holds what its
+// budget allows for one address and refuses the rest at once; meanwhile
+// new connections and flows to another server work, and requests on an
+// established connection are served.
 func TestHostileConnStorm(t *testing.T) {
-	eachModeAlone(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
-		f := runHostile(t, m, sb, loadNofile, "storm", "-dst", hostPort(sandbox.RemoteAddr4, loadEchoPort),
-			"-n", strconv.Itoa(loadStormConn), "-hold", "2s", "-settle", "5s")
-		checkService(t, f, loadMaxP99)
-		checkMemoryReturns(t, f, loadNofile)
-		if opened, _ := strconv.Atoi(f.load["opened"]); !sandbox.Reference() && opened < loadStormConn*9/10 {
-			t.Errorf("%d of %d storm connections opened", opened, loadStormConn)
-		}
-	})
+	for _, m := range []mode{userMode, rootMode} {
+		t.Run(m.name, func(t *testing.T) {
+			for try := 1; ; try++ {
+				f := runHostile(t, m, sandbox.New(t), loadNofile, "storm", "-dst", hostPort(sandbox.RemoteAddr4, loadEchoPort),
+					"-n", strconv.Itoa(loadStormConn), "-procs", strconv.Itoa(loadStormProcs), "-hold", "2s", "-limit", "30s", "-settle", "5s")
+				checkService(t, f)
+				checkMemoryReturns(t, f, loadNofile)
+				if sandbox.Reference() {
+					return
+				}
+				checkStormAnswered(t, f)
+				if t.Failed() || p99Within(t, f, t.Logf) {
+					return
+				}
+				if try == loadStormTries {
+					p99Within(t, f, t.Errorf)
+					return
+				}
+				t.Logf("run %d of %d at most: again", try, loadStormTries)
+			}
+		})
+	}
+}
+
+// checkStormAnswered checks that pasta answered every connection of the
+// storm: those its budget holds opened and carried their byte, the rest
+// were refused, none was left waiting; and that it said why.
+func checkStormAnswered(t *testing.T, f loadFigures) {
+	t.Helper()
+	opened, _ := strconv.Atoi(f.load["opened"])
+	refused, _ := strconv.Atoi(f.load["refused"])
+	if opened < loadStormHeld*9/10 || opened > loadStormHeld || opened+refused != loadStormConn {
+		t.Errorf("storm: %d connections opened, %d refused, %s failed; want about %d opened, the other %d refused, none failed",
+			opened, refused, f.load["failed"], loadStormHeld, loadStormConn-loadStormHeld)
+	}
+	if want := fmt.Sprintf("TCP connections: %d to or from one address", loadStormHeld); !strings.Contains(f.stderr, want) {
+		t.Errorf("no warning %q in pasta's output:\n%s", want, f.stderr)
+	}
 }
 
 // TestExitWhileBusy: the namespace goes away while traffic flows; pasta
@@ -237,7 +297,7 @@ func TestHostileConnStorm(t *testing.T) {
 func TestExitWhileBusy(t *testing.T) {
 	eachModeAlone(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
 		tool := loadToolProg.binary(t)
-		startEchoServer(t, sb, tool)
+		startEchoServers(t, sb, tool)
 		ctx := withTimeout(t, 60*time.Second)
 		pidFile := filepath.Join(m.fileDir(t, sb), "pasta.pid")
 		var inNs func(argv ...string) *exec.Cmd
