@@ -122,7 +122,9 @@ type budget [numPools]int
 func (b budget) flows() int { return b[poolTCP] + b[poolUDP] + b[poolPing] + b[poolSplice] }
 
 // budgetFor divides nofile descriptors, less the reserve, among the pools,
-// each pool also bounded by its share of flowCapacity.
+// each pool also bounded by its share of flowCapacity. Listeners and the
+// control socket are not counted in the reserve: rebudget takes them out
+// of nofile first.
 func budgetFor(nofile int) budget {
 	avail := max(nofile-fdReserveMin-nofile/16, 16)
 	share := func(num, den, fdsPerFlow int) int {
@@ -167,15 +169,39 @@ func growFDTable(fd, n int) {
 // kernel's memory.
 const fdTableGrowMax = 1 << 16
 
+// setPools empties the pools and gives them the caps of b.
 func (t *flowTable) setPools(b budget) {
 	for p := range t.pools {
-		t.pools[p] = pool{max: b[p], head: -1, tail: -1}
+		t.pools[p] = pool{head: -1, tail: -1}
 	}
-	t.halfOpenPerPeer = perPeer{max: uint32(max(b[poolHalfOpen]/8, dstQuotaMin))}
-	t.connsPerPeer = perPeer{max: uint32(b[poolTCP] * peerConnsShare / 8)}
+	t.halfOpenPerPeer, t.connsPerPeer = perPeer{}, perPeer{}
+	t.setCaps(b)
+}
+
+// setCaps gives the pools, and the per-peer counts, the caps of b. Pools
+// holding more than their new cap keep their flows: new ones wait for
+// room, or evict as they would in a full pool.
+func (t *flowTable) setCaps(b budget) {
+	for p := range t.pools {
+		t.pools[p].max = b[p]
+	}
+	t.halfOpenPerPeer.max = uint32(max(b[poolHalfOpen]/8, dstQuotaMin))
+	t.connsPerPeer.max = uint32(b[poolTCP] * peerConnsShare / 8)
 	if t.connsPerPeer.max < peerConnsMin {
 		t.connsPerPeer.max = math.MaxUint32 // too few to share: the pool's cap is the only one
 	}
+}
+
+// rebudget divides the descriptors again after the listeners or the
+// control socket changed: they come out of what the flows may have. The
+// flow table keeps the size it was given at start, for the most flows
+// pasta can have (without any listener).
+func (c *ctx) rebudget() {
+	held := c.listenersOpen
+	if c.ctl != nil {
+		held += 1 + ctlMaxClients // its listening socket and its clients
+	}
+	c.flows.setCaps(budgetFor(c.nofile - held))
 }
 
 // One peer may hold peerConnsShare eighths of the TCP connections, the

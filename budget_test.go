@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -377,5 +378,48 @@ func TestScanListenersStopsAtFirstOther(t *testing.T) {
 	scanBoundPorts(real, make([]byte, 1<<16), "0A", true, &found)
 	if !found.has(int(port)) {
 		t.Fatalf("listening port %d not found in /proc/thread-self/net/tcp: %s", port, portRanges(&found, 1, maxPort))
+	}
+}
+
+// Listeners and the control socket hold descriptors the flows can't have:
+// each one opened takes its descriptor out of the budget before the
+// division, each one closed gives it back.
+func TestListenersComeOutOfTheBudget(t *testing.T) {
+	tp := newTestPasta(t, nil)
+	tp.c.nofile = 2000
+	tp.c.rebudget()
+	caps := func() budget {
+		var b budget
+		for p := range b {
+			b[p] = tp.c.flows.pools[p].max
+		}
+		return b
+	}
+	if got, want := caps(), budgetFor(2000); got != want {
+		t.Fatalf("without listeners: pools %v, want %v", got, want)
+	}
+	const n = 300 // as from -t 10000-10149 on both families, say
+	var opened []int
+	for range n {
+		li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, 80))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened = append(opened, li)
+	}
+	if got, want := caps(), budgetFor(2000-n); got != want {
+		t.Fatalf("with %d listeners: pools %v, want %v", n, got, want)
+	}
+	if err := tp.c.setupControl(filepath.Join(t.TempDir(), "ctl")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := caps(), budgetFor(2000-n-1-ctlMaxClients); got != want {
+		t.Fatalf("with %d listeners and the control socket: pools %v, want %v", n, got, want)
+	}
+	for _, li := range opened {
+		tp.c.closeListener(li)
+	}
+	if got, want := caps(), budgetFor(2000-1-ctlMaxClients); got != want {
+		t.Fatalf("listeners closed: pools %v, want %v", got, want)
 	}
 }

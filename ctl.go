@@ -68,6 +68,7 @@ func (c *ctx) setupControl(path string) error {
 		return err
 	}
 	c.ctl = s
+	c.rebudget()
 	infof("Configuration socket: %s", path)
 	return nil
 }

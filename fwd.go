@@ -249,6 +249,8 @@ func (c *ctx) closeListener(i int) {
 	unix.Close(l.fd)
 	*l = listener{fd: -1}
 	c.freeListeners = append(c.freeListeners, i)
+	c.listenersOpen--
+	c.rebudget()
 	for fi := c.flows.nextUsed(0); fi >= 0; fi = c.flows.nextUsed(fi + 1) {
 		if f := c.flows.at(fi); f.typ == flowUDP && f.udp.listener == i {
 			c.flows.kill(c, fi)

@@ -275,10 +275,10 @@ func TestForwardedConnectionWithoutSourceResets(t *testing.T) {
 // A full TCP pool (budget.go) resets forwarded connections at once.
 func TestForwardedConnectionTableFullResets(t *testing.T) {
 	tp := newTestPasta(t, func(c *config) { c.noSplice = true })
-	if err := tp.c.flows.init(budget{poolTCP: 1, poolHalfOpen: 1}); err != nil {
+	port := forwardedPort(t, tp, 7000)
+	if err := tp.c.flows.init(budget{poolTCP: 1, poolHalfOpen: 1}); err != nil { // after the listener: it would divide the descriptors again
 		t.Fatal(err)
 	}
-	port := forwardedPort(t, tp, 7000)
 	first := dialForwarded(t, port)
 	guestSyn(t, tp) // the one flow there is room for
 	second := dialForwarded(t, port)

@@ -556,6 +556,8 @@ func (c *ctx) openListener(d fwdDir, ap netip.AddrPort, ifname string, to netip.
 	idx := c.freeListenerSlot()
 	c.listeners[idx] = listener{fd: fd, proto: d.proto, inNs: d.inNs, v6: ap.Addr().Is6(),
 		addr: ap.Addr(), ifname: ifname, port: ap.Port(), target: to.Port(), targetAddr: to.Addr()}
+	c.listenersOpen++
+	c.rebudget()
 	if err := c.epollAdd(fd, unix.EPOLLIN, makeRef(kind, idx)); err != nil {
 		c.closeListener(idx)
 		return -1, err

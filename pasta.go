@@ -77,6 +77,8 @@ type ctx struct {
 	// Port forwarding (fwd.go, fwdtable.go) and its control socket
 	// (ctl.go).
 	listeners     []listener
+	listenersOpen int // listeners with a socket, counted in the descriptor budget
+	nofile        int // RLIMIT_NOFILE, divided by the budget
 	freeListeners []int
 	acceptAddr    rawSockaddr
 	spareFD       int // held in reserve for accepting when out of descriptors
@@ -149,8 +151,9 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		c.mtu = cfg.mtu
 	}
 	c.admit.init()
-	growFDTable(epfd, fileLimit())
-	if err := c.flows.init(budgetFor(fileLimit())); err != nil {
+	c.nofile = fileLimit()
+	growFDTable(epfd, c.nofile)
+	if err := c.flows.init(budgetFor(c.nofile)); err != nil {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("flow table: %w", err)
 	}
