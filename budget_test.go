@@ -316,6 +316,13 @@ func TestScanBoundPortsInPieces(t *testing.T) {
 		}
 		table += fmt.Sprintf("%4d: 0100007F:%04X 0100007F:1F90 %s 00000000:00000000 00:00000000 00000000  1000        0 %d 1 0000000000000000 20 4 30 10 -1\n", p, p, state, 1000+p)
 	}
+	expectScan(t, table, false, want)
+}
+
+// expectScan scans a socket table for listening ports, firstOnly or not,
+// through a buffer of 1000 bytes, and checks what it finds.
+func expectScan(t *testing.T, table string, firstOnly bool, want portSet) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "tcp")
 	if err := os.WriteFile(path, []byte(table), 0o600); err != nil {
 		t.Fatal(err)
@@ -326,7 +333,7 @@ func TestScanBoundPortsInPieces(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	var got portSet
-	scanBoundPorts(fd, make([]byte, 1000), "0A", false, &got)
+	scanBoundPorts(fd, make([]byte, 1000), "0A", firstOnly, &got)
 	if got != want {
 		t.Fatalf("found ports %s, want %s", portRanges(&got, 1, maxPort), portRanges(&want, 1, maxPort))
 	}
@@ -340,22 +347,10 @@ func TestScanListenersStopsAtFirstOther(t *testing.T) {
 	line := "%4d: 0100007F:%04X 00000000:0000 %s 00000000:00000000 00:00000000 00000000  1000        0 %d 1 0000000000000000 20 4 30 10 -1\n"
 	table += fmt.Sprintf(line, 0, 8080, "0A", 1) + fmt.Sprintf(line, 1, 8081, "0A", 2)
 	table += fmt.Sprintf(line, 2, 40000, "01", 3) + fmt.Sprintf(line, 3, 9090, "0A", 4) // not a real table's order
-	path := filepath.Join(t.TempDir(), "tcp")
-	if err := os.WriteFile(path, []byte(table), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	var got, want portSet
+	var want portSet
 	want.add(8080)
 	want.add(8081)
-	scanBoundPorts(fd, make([]byte, 1000), "0A", true, &got)
-	if got != want {
-		t.Fatalf("found ports %s, want %s", portRanges(&got, 1, maxPort), portRanges(&want, 1, maxPort))
-	}
+	expectScan(t, table, true, want)
 
 	l, port := listenLoopback(t)
 	defer runtime.KeepAlive(l)

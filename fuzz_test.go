@@ -9,7 +9,7 @@ import (
 )
 
 // FuzzFrame feeds arbitrary bytes to the frame input path, as the guest
-// could. Whatever arrives, pasta must not panic, must not keep more flows
+// could, through the admission queue when they would make a flow. Whatever arrives, pasta must not panic, must not keep more flows
 // than frames it accepted, and must not send anything that is not a valid
 // frame. Seeds: the committed corpus in testdata/fuzz/FuzzFrame plus the
 // frames below.
@@ -18,9 +18,17 @@ func FuzzFrame(f *testing.F) {
 		f.Add(seed)
 	}
 	tp := newTestPasta(f, nil)
+	a := &tp.c.admit
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		tp.t = t
+		// As read from the tap with no budget left for new flows: a frame
+		// that would make one waits in the admission queue (admit.go), and
+		// is handled from there.
+		a.source, a.budget, a.frame = fromTap, 0, frame
 		tp.c.handleFrame(frame)
+		a.doneReading()
+		a.budget = admitPerWakeup
+		tp.c.admitQueued()
 		if n := tp.c.flows.used(); n > 1 {
 			t.Fatalf("one frame left %d flows", n)
 		}
