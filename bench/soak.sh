@@ -73,10 +73,12 @@ setsid prlimit --nofile="$NOFILE:$NOFILE" -- nsenter --net=/run/netns/"$HNS" \
 	>"$WORK/load.log" 2>&1 &
 LOAD_PID=$!
 
-# pasta's data path is the process that holds the tap.
+# pasta's data path is the process that holds the tap: a descriptor whose
+# fdinfo names an interface ("iff:"); its path can't tell, as confined pasta
+# has no /dev and the link reads "/net/tun".
 pasta_pid() {
 	for p in $(pgrep -s "$LOAD_PID"); do
-		if ls -l /proc/"$p"/fd 2>/dev/null | grep -q /dev/net/tun; then echo "$p"; return; fi
+		if grep -qs '^iff:' /proc/"$p"/fdinfo/* 2>/dev/null; then echo "$p"; return; fi
 	done
 }
 for _ in $(seq 100); do PID=$(pasta_pid); [ -n "$PID" ] && break; sleep 0.1; done
