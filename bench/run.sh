@@ -292,13 +292,40 @@ CPASTA12_BROKEN=""
 if ! timeout 10 "${AS_USER[@]}" /usr/bin/pasta --version >/dev/null 2>&1; then
 	CPASTA12_BROKEN="$BENCH_USER cannot run /usr/bin/pasta"
 fi
-SLIRP_BROKEN=""
-if command -v slirp4netns >/dev/null; then
-	SLIRP_DESC=$(slirp4netns --version 2>/dev/null | head -1)
-	SLIRP_DESC="$SLIRP_DESC, $(slirp4netns --version 2>/dev/null | grep libslirp)"
-else
-	SLIRP_DESC="not installed" SLIRP_BROKEN="slirp4netns is not installed"
-fi
+# slirp4netns: the one of the sid root file system (1.3.3 with libslirp
+# 4.9, the newest, from the same place as the newest C pasta), run through
+# that rootfs's loader by a wrapper like the C pasta's; if there is no sid
+# rootfs, Debian 12's (1.2.0, libslirp 4.7), installed with apt-get when
+# missing, as gnuplot-nox is. See bench/README.md, "Which slirp4netns".
+SLIRP_BROKEN="" SLIRP_BIN=$SCRATCH/bin/slirp4netns SLIRP_FROM="" SLIRP_DESC="not used"
+case " $HELPERS " in *" slirp4netns "*)
+	if rootfs_pasta sid >/dev/null && sr=$(rootfs_dir sid)/rootfs && [ -x "$sr/usr/bin/slirp4netns" ]; then
+		cat >"$SLIRP_BIN" <<EOF
+#!/bin/sh
+l=$sr/usr/lib/x86_64-linux-gnu
+exec "\$l/ld-linux-x86-64.so.2" --library-path "\$l" "$sr/usr/bin/slirp4netns" "\$@"
+EOF
+		chmod 755 "$SLIRP_BIN"
+		SLIRP_FROM="Debian sid rootfs, through its loader"
+	else
+		if ! command -v slirp4netns >/dev/null; then
+			say "installing Debian 12's slirp4netns (no sid rootfs)"
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slirp4netns >/dev/null; } >>"$OUT/log.txt" 2>&1
+		fi
+		if command -v slirp4netns >/dev/null; then
+			ln -s "$(command -v slirp4netns)" "$SLIRP_BIN"
+			SLIRP_FROM="Debian 12's $(command -v slirp4netns); no sid rootfs"
+		fi
+	fi
+	if v=$(timeout 10 "${AS_USER[@]}" "$SLIRP_BIN" --version 2>/dev/null); then
+		SLIRP_DESC="$(echo "$v" | head -1), $(echo "$v" | grep libslirp) ($SLIRP_FROM)"
+	elif [ -z "$SLIRP_FROM" ]; then
+		SLIRP_DESC="none" SLIRP_BROKEN="no slirp4netns: no sid rootfs, and apt-get install slirp4netns failed (see log.txt)"
+	else
+		SLIRP_DESC="unusable" SLIRP_BROKEN="$BENCH_USER cannot run $SLIRP_BIN --version ($SLIRP_FROM)"
+	fi
+	;;
+esac
 
 # The user must be able to run each of them.
 if [ -z "$GOPASTA_BROKEN" ] && ! timeout 10 "${AS_USER[@]}" "$GOPASTA_BIN" --version >/dev/null 2>&1; then
@@ -646,7 +673,7 @@ run_one() { # test helper round
 				[ $nsmode = server ] && api=(--api-socket "$rd/api.sock")
 				# shellcheck disable=SC2086
 				start_bg "$raw/helper" nsenter "--net=/run/netns/$HNS" -- "${AS_USER[@]}" \
-					slirp4netns --configure "--mtu=$slirpmtu" --disable-host-loopback --enable-ipv6 \
+					"$SLIRP_BIN" --configure "--mtu=$slirpmtu" --disable-host-loopback --enable-ipv6 \
 					"${api[@]}" $SLIRP_ARGS "$wpid" tap0
 				hpid=$LAST_PID
 				if [ $nsmode = server ]; then
