@@ -329,7 +329,7 @@ func (c *ctx) refuseWithSpareFD(l *listener) bool {
 
 // The auto rules: once a second, the ports waiting for peers on one side
 // get a socket on the other. -t and -u follow the namespace's listening TCP
-// and bound UDP sockets (its /proc/net/tcp, tcp6, udp and udp6) with
+// and bound UDP sockets (sock_diag, or its /proc/net tables) with
 // sockets on the host; -T and -U follow the host's with sockets on the
 // namespace's loopback. A rule's port gets a socket while its target port
 // is bound on the other side. Ports pasta itself bound on the scanned side

@@ -175,7 +175,8 @@ const filesText = `/dev/net/tun
   --dhcp-search and --dns-forward.
 
 /proc/net/tcp, /proc/net/tcp6, /proc/net/udp, /proc/net/udp6
-  The ports bound on each side, for auto forwarding.
+  The ports bound on each side, for auto forwarding, where the kernel
+  has no sock_diag(7).
 
 /proc/sys/net/ipv4/ip_local_port_range
   The ephemeral ports, which all and exclusion lists leave out.

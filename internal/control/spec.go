@@ -39,9 +39,10 @@ all[:TOADDR]
 auto
   Forward the ports of the list (every non-ephemeral port if it lists
   none) only while their target port is bound on the other side: for -t
-  and -u, in the namespace; for -T and -U, on the host. pasta reads
-  /proc/net/tcp, tcp6, udp and udp6 of the other side once a second and
-  follows them.
+  and -u, in the namespace; for -T and -U, on the host. Once a second,
+  pasta asks the other side's kernel for its listening TCP and bound UDP
+  sockets (sock_diag(7); /proc/net/tcp, tcp6, udp and udp6 where the
+  kernel has no sock_diag) and follows them.
 
 Each item of a list is a forwarding rule of its own (cut in two where an
 exclusion falls in it), which pesto(1) shows and can delete alone. Given
