@@ -897,7 +897,7 @@ ROWS="$ROWS rss"
 	notes=$(awk -F'\t' '$4 != "ok" && $6 != "" { k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; printf "- %s, %s: %s: %s\n", $1, $2, $4, $6 } }' "$TSV")
 	if [ -n "$notes" ]; then
 		echo
-		echo "Failures (first message per cell):"
+		echo "Cells without a value (failed, timed out, or n/a by design), first message of each:"
 		echo "$notes"
 	fi
 } >"$OUT/table.md"
