@@ -592,8 +592,8 @@ func report(args []string) error {
 }
 
 // helperNames are the helpers' names in the table and the chart.
-var helperNames = map[string]string{"veth": "veth", "gopasta": "gopasta", "cpasta": "C pasta", "cpasta25": "C pasta 2025",
-	"cpasta12": "C pasta 12", "slirp4netns": "slirp4netns"}
+var helperNames = map[string]string{"veth": "veth", "gopasta": "gopasta", "cpasta": "C pasta 2026-10", "cpasta25": "C pasta 2025-05",
+	"cpasta12": "C pasta (Debian 12)", "slirp4netns": "slirp4netns"}
 
 // readResults reads results.tsv (test, helper, round, status, value, note
 // per line): the samples of each test and helper, the tests in the order
