@@ -221,6 +221,9 @@ func boundSocket(proto uint8, ap netip.AddrPort, ifname string, freebind bool) (
 		return fail(err)
 	}
 	if proto == protoTCP {
+		// Connections accepted here inherit it: no second Nagle delay
+		// behind the client's own choice (spliced and tap flows).
+		_ = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
 			return fail(err)
 		}
