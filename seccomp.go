@@ -93,12 +93,12 @@ func seccompRules(p seccompParams) []scRule {
 		{name: "clock_nanosleep", why: "Go runtime"},
 		{name: "clock_gettime", why: "time, where the vDSO can't"},
 		{name: "gettimeofday", why: "time, where the vDSO can't"},
-		{name: "sched_yield", why: "Go runtime"},
+		{name: "sched_yield", why: "Go runtime; the event loop between polls while it spins (spinWait)"},
 		{name: "sched_getaffinity", why: "Go checking the number of CPUs for GOMAXPROCS"},
 		{name: "getrandom", why: "Go's random numbers (map seeds)"},
 
 		// The loop: epoll, descriptors and the tap.
-		{name: "epoll_pwait", why: "the event loop (x/sys's EpollWait), Go's network poller"},
+		{name: "epoll_pwait", why: "the event loop (x/sys's EpollWait, and its spin: spinWait), Go's network poller"},
 		{name: "epoll_ctl", why: "adding and removing flows' sockets"},
 		{name: "read", why: "the tap, sockets, eventfd, inotify"},
 		{name: "write", why: "the tap, the log, the pcap file, the eventfd of signals, sock_diag requests of the auto scan"},
