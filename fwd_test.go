@@ -142,8 +142,9 @@ func TestInboundDestination(t *testing.T) {
 	}
 }
 
-// forwardedPort binds a -t port on the host's loopback for tp (with
-// --no-splice, so that local clients take the tap) and returns its port.
+// forwardedPort binds a -t port on the host's loopback for tp, forwarded
+// to target, and returns its port. Local clients of it are spliced, or take
+// the tap if tp has --no-splice.
 func forwardedPort(t *testing.T, tp *testPasta, target uint16) uint16 {
 	t.Helper()
 	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, target))
@@ -192,17 +193,11 @@ func expectReset(t *testing.T, tp *testPasta, c *net.TCPConn) {
 // guestSyn reads pasta's SYN for a forwarded connection.
 func guestSyn(t *testing.T, tp *testPasta) (*layers.IPv4, *layers.TCP) {
 	t.Helper()
-	for {
-		pkt := tp.expectPacket()
-		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if ip != nil && tcp != nil {
-			if !tcp.SYN || tcp.ACK {
-				t.Fatalf("first segment to the guest has flags %q, want a SYN", tcpFlagString(tcp))
-			}
-			return ip, tcp
-		}
+	ip, tcp := expectTCPFrame(t, tp)
+	if !tcp.SYN || tcp.ACK {
+		t.Fatalf("first segment to the guest has flags %q, want a SYN", tcpFlagString(tcp))
 	}
+	return ip, tcp
 }
 
 // A host client on the host's loopback, without splicing, appears as the

@@ -73,11 +73,7 @@ func TestSpliceTCPLoopback(t *testing.T) {
 		c.Close()
 	}()
 	tp := newSpliceTestPasta(t)
-	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, serverPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := boundPort(t, tp.c.listeners[li].fd)
+	port := forwardedPort(t, tp, serverPort)
 
 	data := bytes.Repeat([]byte("spliced bytes "), 200000) // 2.8 MB: more than a pipe holds
 	result := make(chan []byte, 1)
@@ -156,11 +152,7 @@ func TestSpliceShortConnectionsReusePipes(t *testing.T) {
 		}
 	}()
 	tp := newSpliceTestPasta(t)
-	li, err := tp.c.openListener(dirTCP, netip.AddrPortFrom(loopback4, 0), "", netip.AddrPortFrom(netip.Addr{}, serverPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := boundPort(t, tp.c.listeners[li].fd)
+	port := forwardedPort(t, tp, serverPort)
 	var firstPipes []uint64
 	for k := range 10 {
 		req := "request " + strconv.Itoa(k)
