@@ -41,8 +41,9 @@ const (
 	maxEvents       = 128  // per epoll_wait
 	maxFramesPerRun = 1024 // tap frames read per wakeup: the tap's queue drains fast, and socket events wait little
 	housekeepingNS  = int64(1e9)
-	timerTickNS     = int64(50e6) // resolution of flow timers
-	spinNS          = int64(60e3) // spinWait's bound: about half a request/response round trip here
+	timerTickNS     = int64(50e6)  // resolution of flow timers
+	spinNS          = int64(60e3)  // spinWait's bound: about half a request/response round trip here
+	tcpAckDelayNS   = int64(200e3) // longest a delayed ACK waits while the loop is busy (tcpDelayAck)
 )
 
 // epollAdd registers fd for events with a reference.
@@ -85,6 +86,9 @@ func (c *ctx) runOnce(timeoutMS int) error {
 	}
 	var err error
 	if n == 0 {
+		if timeoutMS > 0 {
+			c.tcpFlushDelayedAcks() // nothing came to carry them: before sleeping
+		}
 		n, err = unix.EpollWait(c.epfd, c.events[:], timeoutMS)
 	}
 	if err != nil && !errors.Is(err, unix.EINTR) {
@@ -97,6 +101,9 @@ func (c *ctx) runOnce(timeoutMS int) error {
 		c.dispatch(epRef(c.events[i].Fd), c.events[i].Events)
 	}
 	c.admitQueued()
+	if len(c.tcpDelayedAcks) > 0 && c.now >= c.tcpDelayedAcksDue {
+		c.tcpFlushDelayedAcks()
+	}
 	if c.cfg.statsDelay > 0 {
 		c.reportStats(n)
 	}

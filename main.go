@@ -50,8 +50,10 @@ func run() int {
 	}
 	switch os.Getenv(envStage) {
 	case stageForeground:
+		restoreUserGodebug()
 		return runForeground(cfg)
 	case stageDaemon:
+		restoreUserGodebug()
 		return runDaemon(cfg)
 	}
 	return launch(cfg)

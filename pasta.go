@@ -58,15 +58,18 @@ type ctx struct {
 
 	// TCP (tcp.go): ACKs owed to the guest after this batch, scratch
 	// space for segments, socket addresses and the offload description.
-	tcpAcks     []int32
-	scratchFlow flow
-	connectAddr rawSockaddr
-	bindAddr    rawSockaddr
-	txOff       txOffload
-	gsoOff      txOffload
-	peekIov     []unix.Iovec // without SO_PEEK_OFF: skip, then payload
-	peekDiscard []byte
-	timersArmed bool
+	tcpAcks []int32
+	// ACKs held back (tcpDelayAck), and when the first of them is due.
+	tcpDelayedAcks    []int32
+	tcpDelayedAcksDue int64
+	scratchFlow       flow
+	connectAddr       rawSockaddr
+	bindAddr          rawSockaddr
+	txOff             txOffload
+	gsoOff            txOffload
+	peekIov           []unix.Iovec // without SO_PEEK_OFF: skip, then payload
+	peekDiscard       []byte
+	timersArmed       bool
 
 	// Spliced connections (splice.go): empty pipes for the next ones.
 	pipePool [][2]int
@@ -137,11 +140,12 @@ func newCtx(cfg *config, dev frameIO) (*ctx, error) {
 		spareFD:  -1,
 		statsOut: os.Stderr,
 
-		tcpAcks:     make([]int32, 0, 256),
-		peekIov:     make([]unix.Iovec, 0, 1024),
-		peekDiscard: make([]byte, 1<<16),
-		udpBufs:     newUDPBuffers(),
-		udpTx:       newUDPTxBatch(),
+		tcpAcks:        make([]int32, 0, 256),
+		tcpDelayedAcks: make([]int32, 0, 256),
+		peekIov:        make([]unix.Iovec, 0, 1024),
+		peekDiscard:    make([]byte, 1<<16),
+		udpBufs:        newUDPBuffers(),
+		udpTx:          newUDPTxBatch(),
 	}
 	c.ourMAC = defaultOurMAC
 	c.guestMAC = broadcastMAC

@@ -113,7 +113,8 @@ type tcpConn struct {
 	rcvWndOld  bool   // compute it again
 	dupAcks    uint8
 	retries    uint8
-	ackPending bool
+	ackPending bool  // in ctx.tcpAcks: ACK sent after this batch
+	ackDelayed bool  // in ctx.tcpDelayedAcks: ACK sent unless data carries it first
 	deadline   int64 // timer expiry, monotonic ns; 0 when no timer runs
 	rto        int64 // current retransmission timeout
 }
@@ -551,6 +552,10 @@ func (c *ctx) tcpGuestData(i int) {
 		}
 		return
 	}
+	if n := len(payload); n > 0 && n < int(tc.mss) {
+		c.tcpDelayAck(i) // a request, likely: its answer will carry the ACK
+		return
+	}
 	c.tcpQueueAck(i)
 }
 
@@ -590,6 +595,40 @@ func (c *ctx) tcpQueueAck(i int) {
 	}
 }
 
+// tcpDelayAck owes the guest an ACK for a segment smaller than a full
+// one, but holds it back for up to tcpAckDelayNS, or until the loop is
+// about to sleep: an answer from the socket in the meantime carries the
+// ACK, and the guest is spared a frame. RFC 9293 section 3.8.6.3 and RFC
+// 1122 section 4.2.3.2 allow delaying an ACK (by far less than their
+// 500 ms here); full-sized segments are acknowledged at once (tcpQueueAck),
+// so a sender in bulk never waits on this.
+func (c *ctx) tcpDelayAck(i int) {
+	tc := &c.flows.at(i).tcp
+	switch {
+	case tc.ackPending || tc.ackDelayed:
+	case len(c.tcpDelayedAcks) == cap(c.tcpDelayedAcks):
+		c.tcpQueueAck(i) // no room: at once, rather than allocating
+	default:
+		if len(c.tcpDelayedAcks) == 0 {
+			c.tcpDelayedAcksDue = c.now + tcpAckDelayNS
+		}
+		tc.ackDelayed = true
+		c.tcpDelayedAcks = append(c.tcpDelayedAcks, int32(i))
+	}
+}
+
+// tcpFlushDelayedAcks sends the delayed ACKs that no segment carried yet.
+func (c *ctx) tcpFlushDelayedAcks() {
+	for _, i := range c.tcpDelayedAcks {
+		f := c.flows.at(int(i))
+		if f.dead || f.typ != flowTCP || !f.tcp.ackDelayed {
+			continue
+		}
+		c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagACK)
+	}
+	c.tcpDelayedAcks = c.tcpDelayedAcks[:0]
+}
+
 // tcpFlushAcks sends the ACKs queued while handling guest frames.
 func (c *ctx) tcpFlushAcks() {
 	for _, i := range c.tcpAcks {
@@ -597,7 +636,6 @@ func (c *ctx) tcpFlushAcks() {
 		if f.dead || f.typ != flowTCP || !f.tcp.ackPending {
 			continue
 		}
-		f.tcp.ackPending = false
 		c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagACK)
 	}
 	c.tcpAcks = c.tcpAcks[:0]
@@ -906,7 +944,6 @@ func (c *ctx) tcpWindowField(f *flow, syn bool) uint16 {
 func (c *ctx) tcpSendFlags(f *flow, seq uint32, flags uint8) {
 	fr := c.frame()
 	hl := c.putTCPFrameHeaders(fr, f, seq, flags, 0)
-	f.tcp.ackPending = false
 	c.finishTCPFrame(c.txBuf, f, hl, 0)
 }
 
@@ -920,7 +957,6 @@ func (c *ctx) tcpSendData(f *flow, n int, fin bool) {
 		tc.state |= tcpSockEOF | tcpFinSent
 	}
 	hl := c.putTCPFrameHeaders(c.frame(), f, tc.sndNxt, flags, n)
-	f.tcp.ackPending = false
 	c.finishTCPFrame(c.txBuf, f, hl, n)
 	tc.sndNxt += uint32(n)
 	if fin {
@@ -947,6 +983,8 @@ func (c *ctx) putTCPFrameHeaders(fr []byte, f *flow, seq uint32, flags uint8, n 
 	ack := tc.rcvNxt
 	if flags&tcpFlagACK == 0 {
 		ack = 0
+	} else {
+		tc.ackPending, tc.ackDelayed = false, false // this segment carries it
 	}
 	binary.BigEndian.PutUint32(t[8:12], ack)
 	t[12] = byte(thl/4) << 4

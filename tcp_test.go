@@ -513,3 +513,63 @@ func TestTCPFinRidesOnLastData(t *testing.T) {
 		t.Fatalf("%d flows after both FINs, want 0", n)
 	}
 }
+
+// A small segment from the guest (a request) is acknowledged by the
+// answer's segment, not by an ACK of its own (tcpDelayAck).
+func TestTCPAnswerCarriesTheAck(t *testing.T) {
+	tp, g, host, _ := connectGuest(t, nil)
+	g.segment("AP", g.seq, []byte("ping"))
+	g.seq += 4
+	req := make([]byte, 4)
+	_ = host.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(host, req); err != nil || string(req) != "ping" {
+		t.Fatalf("host read %q (%v), want ping", req, err)
+	}
+	if _, err := host.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	// The loop runs without sleeping, as while busy: the answer is there.
+	if err := tp.c.runOnce(0); err != nil {
+		t.Fatal(err)
+	}
+	seg := g.expect("A")
+	if string(seg.Payload) != "pong" || seg.Ack != g.seq {
+		t.Fatalf("first segment after the request: %q acknowledging %d, want the answer acknowledging %d", seg.Payload, seg.Ack, g.seq)
+	}
+}
+
+// Without an answer, the ACK of a small segment goes out before the loop
+// sleeps.
+func TestTCPDelayedAckBeforeSleeping(t *testing.T) {
+	_, g, _, _ := connectGuest(t, nil)
+	g.segment("AP", g.seq, []byte("ping"))
+	g.seq += 4
+	if a := g.expect("A"); a.Ack != g.seq || len(a.Payload) != 0 {
+		t.Fatalf("got %d bytes acknowledging %d, want an ACK of %d", len(a.Payload), a.Ack, g.seq)
+	}
+}
+
+// While the loop never sleeps, a delayed ACK still goes out within its bound.
+func TestTCPDelayedAckWhileBusy(t *testing.T) {
+	tp, g, _, _ := connectGuest(t, nil)
+	start := time.Now()
+	g.segment("AP", g.seq, []byte("ping"))
+	g.seq += 4
+	for time.Since(start) < 100*time.Millisecond {
+		if err := tp.c.runOnce(0); err != nil {
+			t.Fatal(err)
+		}
+		n, err := unix.Read(tp.peer, tp.buf)
+		if err != nil {
+			continue
+		}
+		pkt := gopacket.NewPacket(tp.buf[:n], layers.LayerTypeEthernet, gopacket.Default)
+		if a, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && a.ACK && a.Ack == g.seq {
+			if d := time.Since(start); d < time.Duration(tcpAckDelayNS) {
+				t.Fatalf("ACK after %v, before its delay of %v", d, time.Duration(tcpAckDelayNS))
+			}
+			return
+		}
+	}
+	t.Fatal("no ACK within 100 ms of a busy loop")
+}
