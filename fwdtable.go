@@ -104,6 +104,7 @@ func (c *ctx) ruleStats(r ruleRef) *ruleStats {
 // countTraffic adds a forwarded flow's traffic to its rule's counters;
 // in says which way (see ruleStats).
 func (c *ctx) countTraffic(f *flow, in bool, bytes, datagrams int) {
+	c.batchBytes += bytes
 	s := c.ruleStats(f.rule)
 	if s == nil {
 		return

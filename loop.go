@@ -44,6 +44,12 @@ const (
 	timerTickNS     = int64(50e6)  // resolution of flow timers
 	spinNS          = int64(60e3)  // spinWait's bound: about half a request/response round trip here
 	tcpAckDelayNS   = int64(200e3) // longest a delayed ACK waits while the loop is busy (tcpDelayAck)
+	// spinMaxBatchBytes: a batch that moved this much data is bulk
+	// transfer, whose next event is worth no spin: the socket or tap
+	// queues fill while pasta sleeps, and the next batch moves more at
+	// once. Spinning after bulk batches cost a quarter of pasta's CPU per
+	// MiB on the spliced path (bench/cost.sh splice-out, perf).
+	spinMaxBatchBytes = 64 << 10
 )
 
 // epollAdd registers fd for events with a reference.
@@ -81,7 +87,7 @@ func (c *ctx) run() error {
 // Tests drive the loop through it directly.
 func (c *ctx) runOnce(timeoutMS int) error {
 	n := 0
-	if timeoutMS > 0 && c.lastBatch > 0 {
+	if timeoutMS > 0 && c.spinNext {
 		n = c.spinWait()
 	}
 	var err error
@@ -94,13 +100,14 @@ func (c *ctx) runOnce(timeoutMS int) error {
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("epoll_wait: %w", err)
 	}
-	c.lastBatch = max(n, 0)
 	c.updateClock()
+	c.batchBytes = 0
 	c.admit.budget = admitPerWakeup
 	for i := 0; i < n; i++ {
 		c.dispatch(epRef(c.events[i].Fd), c.events[i].Events)
 	}
 	c.admitQueued()
+	c.spinNext = n > 0 && c.batchBytes < spinMaxBatchBytes
 	if len(c.tcpDelayedAcks) > 0 && c.now >= c.tcpDelayedAcksDue {
 		c.tcpFlushDelayedAcks()
 	}

@@ -20,11 +20,12 @@ type ctx struct {
 	guestMAC [6]byte // learnt from the guest's frames; broadcast until then
 	mtu      int
 
-	dev       frameIO
-	epfd      int
-	events    [maxEvents]unix.EpollEvent
-	lastBatch int   // events of the last epoll_wait: spinWait follows a busy one
-	now       int64 // monotonic nanoseconds, updated once per batch
+	dev        frameIO
+	epfd       int
+	events     [maxEvents]unix.EpollEvent
+	spinNext   bool  // the last batch had events, and little data: spinWait follows it
+	batchBytes int   // data the current batch moved (countTraffic)
+	now        int64 // monotonic nanoseconds, updated once per batch
 
 	nextHousekeeping int64
 	nextTimerTick    int64
