@@ -417,10 +417,13 @@ record_test() {
 	for row in $(rows_of "$t"); do record "$row" "$h" "$r" "$1" "$2" "$3"; done
 }
 
-# helper_rss PID: sum of VmHWM (KiB) of PID and its descendants that run the
-# same executable (gopasta's launcher and its re-executed child; one process
-# for the C pasta and slirp4netns). The workload is a descendant of pasta,
-# but runs another executable.
+# helper_rss PID: sum of the proportional set size (Pss, KiB, from
+# smaps_rollup) of PID and its descendants that run the same executable
+# (gopasta's launcher and its re-executed child; one process for the C pasta
+# and slirp4netns). The workload is a descendant of pasta, but runs another
+# executable. Pss, not VmHWM: gopasta's two processes map the same program
+# text, which a sum of their resident sizes would count twice; Pss counts
+# each shared page once over all the processes that map it.
 helper_rss() {
 	local root=$1 exe kids p sum=0 hwm
 	exe=$(readlink "/proc/$root/exe" 2>/dev/null) || return 1
@@ -436,9 +439,9 @@ helper_rss() {
 		}')
 	for p in $kids; do
 		[ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] || continue
-		hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		hwm=$(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null)
 		[ -n "$hwm" ] || continue
-		echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120) VmHWM=${hwm}kB"
+		echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120) Pss=${hwm}kB VmHWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null)kB"
 		sum=$((sum + hwm))
 	done
 	echo "total $sum"
@@ -722,7 +725,7 @@ run_one() { # test helper round
 	fi
 
 	[ $nsmode = server ] && phase "client done"
-	# 4. Wait for the workload to finish, then read the helper's peak RSS.
+	# 4. Wait for the workload to finish, then read the helper's memory (Pss).
 	if [ -z "$status" ]; then
 		finished() { [ -e "$rd/done" ] || ! alive "$main" || { [ -n "$wpid" ] && ! alive "$wpid"; }; }
 		local left=$((deadline - $(date +%s)))
@@ -849,7 +852,7 @@ for ((round = 1; round <= RUNS; round++)); do
 done
 ELAPSED=$(($(date +%s) - BEGIN))
 
-# Peak RSS: per round, the highest VmHWM at the end of any test; then the
+# Memory: per round, the highest Pss at the end of any test; then the
 # median over rounds like every other row.
 for h in $HELPERS; do
 	[ "$h" = veth ] && continue
@@ -883,7 +886,7 @@ ROWS="$ROWS rss"
 	"$BT" report -helpers "$HELPERS" -tests "$ROWS" "$TSV"
 	echo
 	echo "Cells: median (min-max) of the runs. Ratios are gopasta's median divided by the other's;"
-	echo "for latency, loss and RSS lower is better. Rows: TCP up/down = iperf3 client in the namespace"
+	echo "for latency, loss and memory lower is better. Rows: TCP up/down = iperf3 client in the namespace"
 	echo "to a server in the remote netns (download with -R), receiver's rate. Inbound = iperf3 client in"
 	echo "the remote netns to the host's address, forwarded into the namespace (-t, slirp4netns"
 	echo "add_hostfwd). From host 127.0.0.1 = the same client on the host's loopback (pasta splices it)."
@@ -893,7 +896,7 @@ ROWS="$ROWS rss"
 	echo "UDP = iperf3 -u -b $UDP_RATE -l $UDP_LEN (or 8000) -w $UDP_WINDOW, upload or download (-R), rate and"
 	echo "loss seen by the receiver. UDP request/response = $UDPRR_PAR socket(s) with one 48-byte request"
 	echo "in flight. MTU 1500 = every helper with an MTU of 1500 (pasta -m 1500, slirp4netns --mtu=1500)."
-	echo "RSS = sum of VmHWM of the helper's processes at the end of a test, highest of a round."
+	echo "Memory = sum of Pss of the helper's processes at the end of a test, highest of a round."
 	notes=$(awk -F'\t' '$4 != "ok" && $6 != "" { k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; printf "- %s, %s: %s: %s\n", $1, $2, $4, $6 } }' "$TSV")
 	if [ -n "$notes" ]; then
 		echo

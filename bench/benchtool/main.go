@@ -509,7 +509,7 @@ var rows = map[string]rowSpec{
 	"udp4-down-8k":      {"UDP download 8000 B, received", "Gbit/s", 2},
 	"udp4-down-8k-loss": {"UDP download 8000 B, loss", "%", 1},
 	"udp4-rr":           {"UDP request/response, IPv4", "req/s", 0},
-	"rss":               {"helper peak RSS", "MiB", 1},
+	"rss":               {"helper memory (PSS)", "MiB", 1},
 }
 
 // rowSpecOf is the row of a test id; TEST@1500 is TEST at MTU 1500.
