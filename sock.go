@@ -11,7 +11,12 @@ import (
 
 // Thin wrappers for the socket calls of the data path, made directly so
 // that they allocate nothing (the unix package's generic versions may box
-// socket addresses).
+// socket addresses). Those that never block (MSG_DONTWAIT, or calls that
+// never wait, like getsockopt) are raw system calls: Go's scheduler is not
+// told of a call that returns within microseconds, which spares the
+// runtime's bookkeeping on either side of every call of the loop
+// (entersyscall, exitsyscall). connect, bind and accept4 keep the usual
+// path: some of them run on blocking sockets at start-up.
 
 func errnoErr(e unix.Errno) error {
 	if e == 0 {
@@ -26,7 +31,7 @@ func sendNoSignal(fd int, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
 		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -40,7 +45,7 @@ func recvFlags(fd int, p []byte, flags int) (int, error) {
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
 		uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
 	if e != 0 {
 		return 0, e
@@ -51,7 +56,7 @@ func recvFlags(fd int, p []byte, flags int) (int, error) {
 // discard drops n bytes from the head of a TCP socket's receive queue
 // without copying them (MSG_TRUNC, tcp(7)).
 func discard(fd int, n int) (int, error) {
-	m, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), 0, uintptr(n),
+	m, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), 0, uintptr(n),
 		unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -62,7 +67,7 @@ func discard(fd int, n int) (int, error) {
 // recvmsgPeek peeks into the buffers of iov (MSG_PEEK).
 func recvmsgPeek(fd int, iov []unix.Iovec) (int, error) {
 	msg := unix.Msghdr{Iov: &iov[0], Iovlen: uint64(len(iov))}
-	n, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	if e != 0 {
 		return 0, e
 	}
@@ -73,7 +78,7 @@ func recvmsgPeek(fd int, iov []unix.Iovec) (int, error) {
 func getsockoptInt(fd, level, opt int) (int, error) {
 	var v int32
 	l := uint32(4)
-	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
 		uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
 	return int(v), errnoErr(e)
 }
@@ -81,7 +86,7 @@ func getsockoptInt(fd, level, opt int) (int, error) {
 // setsockoptInt sets an integer socket option.
 func setsockoptInt(fd, level, opt, value int) error {
 	v := int32(value)
-	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
 		uintptr(unsafe.Pointer(&v)), 4, 0)
 	return errnoErr(e)
 }
@@ -89,7 +94,7 @@ func setsockoptInt(fd, level, opt, value int) error {
 // ioctlInt reads an integer through ioctl (SIOCOUTQ, ...).
 func ioctlInt(fd int, req uint) (int, error) {
 	var v int32
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(&v)))
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(&v)))
 	return int(v), errnoErr(e)
 }
 
@@ -188,7 +193,7 @@ func sendDatagram(fd int, p []byte, to *rawSockaddr) error {
 	if to != nil {
 		name, nameLen = uintptr(unsafe.Pointer(&to.raw)), uintptr(to.len)
 	}
-	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), base, uintptr(len(p)),
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), base, uintptr(len(p)),
 		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, name, nameLen)
 	return errnoErr(e)
 }
@@ -196,7 +201,7 @@ func sendDatagram(fd int, p []byte, to *rawSockaddr) error {
 // sendmmsg sends the datagrams of hdrs without blocking, and returns how
 // many the socket took.
 func sendmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
 		uintptr(len(hdrs)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -206,7 +211,7 @@ func sendmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
 
 // recvmmsg receives up to len(hdrs) datagrams without blocking.
 func recvmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])),
 		uintptr(len(hdrs)), unix.MSG_DONTWAIT, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -219,7 +224,7 @@ func recvmmsg(fd int, hdrs []unix.Mmsghdr) (int, error) {
 func recvErrQueue(fd int, p, ctrl []byte) (int, *unix.SockExtendedErr, error) {
 	iov := unix.Iovec{Base: &p[0], Len: uint64(len(p))}
 	msg := unix.Msghdr{Iov: &iov, Iovlen: 1, Control: &ctrl[0], Controllen: uint64(len(ctrl))}
-	n, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
+	n, _, e := unix.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT)
 	if e != 0 {
 		return 0, nil, e
 	}

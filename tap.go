@@ -137,7 +137,7 @@ func (t *tapIO) fd() int { return t.tapFD }
 // data. A UDP super-frame holds several datagrams: its segment size is
 // returned in off.
 func (t *tapIO) recv(buf []byte, off *rxOffload) ([]byte, error) {
-	n, err := unix.Read(t.tapFD, buf)
+	n, err := rawIO(unix.SYS_READ, t.tapFD, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +161,18 @@ func (t *tapIO) send(buf []byte, off *txOffload) error {
 	if off != nil {
 		putVnetHeader(hdr, off)
 	}
-	_, err := unix.Write(t.tapFD, buf[txHeadroom-vnetHdrLen:])
+	_, err := rawIO(unix.SYS_WRITE, t.tapFD, buf[txHeadroom-vnetHdrLen:])
 	return err
+}
+
+// rawIO is read(2) or write(2) on the tap, which is non-blocking: a raw
+// system call, as the socket calls of the data path (sock.go).
+func rawIO(call uintptr, fd int, p []byte) (int, error) {
+	n, _, e := unix.RawSyscall(call, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 func (t *tapIO) offloads() bool    { return true }
