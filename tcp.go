@@ -16,10 +16,12 @@ import (
 // the guest; the host kernel does the real work on the other side.
 //
 //   - Guest to host: a guest segment in order is sent to the socket as it
-//     is, and acknowledged to the guest only for what the socket took. The
-//     window we advertise is the free space of the socket's send buffer, so
-//     the guest rarely sends what can't be taken. Out-of-order segments are
-//     dropped with a duplicate ACK; the guest retransmits.
+//     is, and acknowledged to the guest only for what the socket took (a
+//     segment smaller than a full one by its answer, if it comes soon:
+//     tcpDelayAck). The window we advertise is the free space of the
+//     socket's send buffer, so the guest rarely sends what can't be taken.
+//     Out-of-order segments are dropped with a duplicate ACK; the guest
+//     retransmits.
 //   - Host to guest: socket data is peeked (MSG_PEEK with SO_PEEK_OFF at the
 //     first byte not yet sent) straight into the frame buffer and sent as
 //     segments no larger than the guest's MSS nor its window. Data stays in
