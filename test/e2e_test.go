@@ -391,6 +391,31 @@ func TestExitStatus(t *testing.T) {
 	})
 }
 
+// The command gets the environment pasta was given, GODEBUG included:
+// pasta's own stages run with a GODEBUG setting of theirs (isolation.go),
+// which must not reach the command, and a user's must.
+func TestCommandEnvironment(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode, sb *sandbox.Sandbox) {
+		for _, tc := range []struct{ name, env, want string }{
+			{"unset", "", "unset"},
+			{"given", "GODEBUG=madvdontneed=1", "[madvdontneed=1]"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := withTimeout(t, pastaTimeout)
+				cmd := m.pasta(t, ctx, sb, "--config-net", "--", "sh", "-c", `if [ -n "${GODEBUG+set}" ]; then echo "[$GODEBUG]"; else echo unset; fi`)
+				if tc.env != "" {
+					cmd.Env = append(cmd.Env, tc.env)
+				}
+				res := sandbox.Run(cmd)
+				mustExit(t, res, 0)
+				if got := strings.TrimSpace(res.Stdout); got != tc.want {
+					t.Errorf("the command's GODEBUG: %q, want %q", got, tc.want)
+				}
+			})
+		}
+	})
+}
+
 // The command runs as uid 0 inside its user namespace, which maps it to
 // whoever ran pasta.
 func TestCommandIdentity(t *testing.T) {
