@@ -620,27 +620,23 @@ func (c *ctx) tcpDelayAck(i int) {
 }
 
 // tcpFlushDelayedAcks sends the delayed ACKs that no segment carried yet.
-func (c *ctx) tcpFlushDelayedAcks() {
-	for _, i := range c.tcpDelayedAcks {
-		f := c.flows.at(int(i))
-		if f.dead || f.typ != flowTCP || !f.tcp.ackDelayed {
-			continue
-		}
-		c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagACK)
-	}
-	c.tcpDelayedAcks = c.tcpDelayedAcks[:0]
-}
+func (c *ctx) tcpFlushDelayedAcks() { c.tcpDelayedAcks = c.tcpSendOwedAcks(c.tcpDelayedAcks) }
 
 // tcpFlushAcks sends the ACKs queued while handling guest frames.
-func (c *ctx) tcpFlushAcks() {
-	for _, i := range c.tcpAcks {
+func (c *ctx) tcpFlushAcks() { c.tcpAcks = c.tcpSendOwedAcks(c.tcpAcks) }
+
+// tcpSendOwedAcks sends an ACK to each flow of list still owed one, queued
+// or delayed (a segment sent since may have carried it), and returns the
+// list emptied.
+func (c *ctx) tcpSendOwedAcks(list []int32) []int32 {
+	for _, i := range list {
 		f := c.flows.at(int(i))
-		if f.dead || f.typ != flowTCP || !f.tcp.ackPending {
+		if f.dead || f.typ != flowTCP || !(f.tcp.ackPending || f.tcp.ackDelayed) {
 			continue
 		}
 		c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagACK)
 	}
-	c.tcpAcks = c.tcpAcks[:0]
+	return list[:0]
 }
 
 // tcpSockEvent handles readiness of a connection's socket.
