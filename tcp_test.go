@@ -37,6 +37,12 @@ func newTCPGuest(t *testing.T, tp *testPasta, peerPort uint16) *tcpGuest {
 // segment sends a segment with flags and payload from the guest.
 func (g *tcpGuest) segment(flags string, seq uint32, payload []byte) {
 	g.t.Helper()
+	g.tp.injectRaw(g.frame(flags, seq, payload))
+}
+
+// frame builds the guest's segment with flags and payload.
+func (g *tcpGuest) frame(flags string, seq uint32, payload []byte) []byte {
+	g.t.Helper()
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(g.port), DstPort: layers.TCPPort(g.peerPort), Seq: seq, Ack: g.ack, Window: g.window}
 	for _, f := range flags {
 		switch f {
@@ -58,7 +64,7 @@ func (g *tcpGuest) segment(flags string, seq uint32, payload []byte) {
 	}
 	ip := ip4(testGuest4, g.peer, layers.IPProtocolTCP)
 	_ = tcp.SetNetworkLayerForChecksum(ip)
-	g.tp.inject(ethToUs(layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
+	return serialize(g.t, ethToUs(layers.EthernetTypeIPv4), ip, tcp, gopacket.Payload(payload))
 }
 
 // expect reads pasta's next segment for this connection and checks its
@@ -572,4 +578,28 @@ func TestTCPDelayedAckWhileBusy(t *testing.T) {
 		}
 	}
 	t.Fatal("no ACK within 100 ms of a busy loop")
+}
+
+// A batch that moved bulk data is not followed by a spin
+// (spinMaxBatchBytes); one that moved a request is.
+func TestRunOnceNoSpinAfterBulk(t *testing.T) {
+	tp, g, host, _ := connectGuest(t, nil)
+	go func() { _, _ = io.Copy(io.Discard, host) }()
+	chunk := make([]byte, g.mss)
+	for sent := 0; sent < spinMaxBatchBytes; sent += len(chunk) {
+		if _, err := unix.Write(tp.peer, g.frame("AP", g.seq, chunk)); err != nil {
+			t.Fatal(err)
+		}
+		g.seq += uint32(len(chunk))
+	}
+	if err := tp.c.runOnce(0); err != nil { // one batch: every frame
+		t.Fatal(err)
+	}
+	if tp.c.spinNext {
+		t.Fatalf("after a batch of %d bytes, the next wait would spin", tp.c.batchBytes)
+	}
+	g.segment("AP", g.seq, []byte("request"))
+	if !tp.c.spinNext {
+		t.Fatal("after a request, the next wait would not spin")
+	}
 }
