@@ -59,7 +59,8 @@ const (
 	tcpDefaultMSS6  = 1220 // RFC 8200 section 5: 1280 minus headers
 	tcpMaxSegRun    = 128  // segments sent to the guest per socket wakeup
 	tcpMaxGSOBytes  = 65535 - ipv6HdrLen - tcpHdrLen
-	tcpDupAckThresh = 3 // RFC 5681 section 3.2: fast retransmit
+	tcpDupAckThresh = 3  // RFC 5681 section 3.2: fast retransmit
+	tcpMaxOptLen    = 40 // RFC 9293 section 3.1: options, at most; a full segment carries MSS less its options
 
 	tcpConnectTimeoutNS = int64(10e9) // no SYN-ACK from the host or the guest
 	tcpRTOInitialNS     = int64(1e9)  // RFC 6298 section 2.1
@@ -554,7 +555,7 @@ func (c *ctx) tcpGuestData(i int) {
 		}
 		return
 	}
-	if n := len(payload); n > 0 && n < int(tc.mss) {
+	if n := len(payload); n > 0 && n < int(tc.mss)-tcpMaxOptLen {
 		c.tcpDelayAck(i) // a request, likely: its answer will carry the ACK
 		return
 	}
@@ -602,12 +603,17 @@ func (c *ctx) tcpQueueAck(i int) {
 // about to sleep: an answer from the socket in the meantime carries the
 // ACK, and the guest is spared a frame. RFC 9293 section 3.8.6.3 and RFC
 // 1122 section 4.2.3.2 allow delaying an ACK (by far less than their
-// 500 ms here); full-sized segments are acknowledged at once (tcpQueueAck),
-// so a sender in bulk never waits on this.
+// 500 ms here); full-sized segments, and a second segment while one is
+// held, are acknowledged with the batch (tcpQueueAck), so a sender in
+// bulk never waits on this.
 func (c *ctx) tcpDelayAck(i int) {
 	tc := &c.flows.at(i).tcp
 	switch {
-	case tc.ackPending || tc.ackDelayed:
+	case tc.ackPending:
+	case tc.ackDelayed:
+		// RFC 1122 section 4.2.3.2: at least every second segment is
+		// acknowledged; a guest sending in bulk gets its ACKs.
+		c.tcpQueueAck(i)
 	case len(c.tcpDelayedAcks) == cap(c.tcpDelayedAcks):
 		c.tcpQueueAck(i) // no room: at once, rather than allocating
 	default:

@@ -603,3 +603,26 @@ func TestRunOnceNoSpinAfterBulk(t *testing.T) {
 		t.Fatal("after a request, the next wait would not spin")
 	}
 }
+
+// A second small segment while the ACK of the first is held is
+// acknowledged with its batch (RFC 1122 section 4.2.3.2).
+func TestTCPSecondSegmentAcknowledgedAtOnce(t *testing.T) {
+	tp, g, _, _ := connectGuest(t, nil)
+	for _, part := range []string{"first", "second"} {
+		if _, err := unix.Write(tp.peer, g.frame("AP", g.seq, []byte(part))); err != nil {
+			t.Fatal(err)
+		}
+		g.seq += uint32(len(part))
+	}
+	if err := tp.c.runOnce(0); err != nil { // one batch, and no sleep
+		t.Fatal(err)
+	}
+	n, err := unix.Read(tp.peer, tp.buf)
+	if err != nil {
+		t.Fatalf("no ACK after the batch: %v", err)
+	}
+	pkt := gopacket.NewPacket(tp.buf[:n], layers.LayerTypeEthernet, gopacket.Default)
+	if a, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); !ok || !a.ACK || a.Ack != g.seq {
+		t.Fatalf("after the batch: %v, want an ACK of %d", pkt, g.seq)
+	}
+}
