@@ -101,8 +101,9 @@ func (c *ctx) ruleStats(r ruleRef) *ruleStats {
 	return &c.rules[r-1].stats
 }
 
-// countTraffic adds a forwarded flow's traffic to its rule's counters;
-// in says which way (see ruleStats).
+// countTraffic adds a flow's traffic to what the current batch moved (the
+// loop's spin rule, runOnce) and, for a forwarded flow, to its rule's
+// counters; in says which way (see ruleStats).
 func (c *ctx) countTraffic(f *flow, in bool, bytes, datagrams int) {
 	c.batchBytes += bytes
 	s := c.ruleStats(f.rule)
