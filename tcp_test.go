@@ -545,11 +545,21 @@ func TestTCPAnswerCarriesTheAck(t *testing.T) {
 }
 
 // Without an answer, the ACK of a small segment goes out before the loop
-// sleeps.
+// sleeps, not when it wakes up.
 func TestTCPDelayedAckBeforeSleeping(t *testing.T) {
-	_, g, _, _ := connectGuest(t, nil)
+	tp, g, _, _ := connectGuest(t, nil)
 	g.segment("AP", g.seq, []byte("ping"))
 	g.seq += 4
+	done := make(chan error, 1)
+	go func() { done <- tp.c.runOnce(300) }() // spins, finds nothing, sleeps 300 ms
+	pfd := []unix.PollFd{{Fd: int32(tp.peer), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 150)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || n != 1 {
+		t.Fatalf("no frame within 150 ms of a loop asleep for 300 ms (poll: %d, %v): the ACK was not sent before sleeping", n, err)
+	}
 	if a := g.expect("A"); a.Ack != g.seq || len(a.Payload) != 0 {
 		t.Fatalf("got %d bytes acknowledging %d, want an ACK of %d", len(a.Payload), a.Ack, g.seq)
 	}
