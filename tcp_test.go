@@ -520,6 +520,18 @@ func TestTCPFinRidesOnLastData(t *testing.T) {
 	}
 }
 
+// sentTCP returns the TCP segment of the frame pasta has sent, if one is
+// waiting, without running the loop (readFrame would, and could sleep).
+func (tp *testPasta) sentTCP() *layers.TCP {
+	n, err := unix.Read(tp.peer, tp.buf)
+	if err != nil {
+		return nil
+	}
+	pkt := gopacket.NewPacket(tp.buf[:n], layers.LayerTypeEthernet, gopacket.Default)
+	tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	return tcp
+}
+
 // A small segment from the guest (a request) is acknowledged by the
 // answer's segment, not by an ACK of its own (tcpDelayAck).
 func TestTCPAnswerCarriesTheAck(t *testing.T) {
@@ -553,12 +565,12 @@ func TestTCPDelayedAckBeforeSleeping(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- tp.c.runOnce(300) }() // spins, finds nothing, sleeps 300 ms
 	pfd := []unix.PollFd{{Fd: int32(tp.peer), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, 150)
+	n, pollErr := unix.Poll(pfd, 150)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err != nil || n != 1 {
-		t.Fatalf("no frame within 150 ms of a loop asleep for 300 ms (poll: %d, %v): the ACK was not sent before sleeping", n, err)
+	if pollErr != nil || n != 1 {
+		t.Fatalf("no frame within 150 ms of a loop asleep for 300 ms (poll: %d, %v): the ACK was not sent before sleeping", n, pollErr)
 	}
 	if a := g.expect("A"); a.Ack != g.seq || len(a.Payload) != 0 {
 		t.Fatalf("got %d bytes acknowledging %d, want an ACK of %d", len(a.Payload), a.Ack, g.seq)
@@ -575,12 +587,7 @@ func TestTCPDelayedAckWhileBusy(t *testing.T) {
 		if err := tp.c.runOnce(0); err != nil {
 			t.Fatal(err)
 		}
-		n, err := unix.Read(tp.peer, tp.buf)
-		if err != nil {
-			continue
-		}
-		pkt := gopacket.NewPacket(tp.buf[:n], layers.LayerTypeEthernet, gopacket.Default)
-		if a, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && a.ACK && a.Ack == g.seq {
+		if a := tp.sentTCP(); a != nil && a.ACK && a.Ack == g.seq {
 			if d := time.Since(start); d < time.Duration(tcpAckDelayNS) {
 				t.Fatalf("ACK after %v, before its delay of %v", d, time.Duration(tcpAckDelayNS))
 			}
@@ -627,12 +634,7 @@ func TestTCPSecondSegmentAcknowledgedAtOnce(t *testing.T) {
 	if err := tp.c.runOnce(0); err != nil { // one batch, and no sleep
 		t.Fatal(err)
 	}
-	n, err := unix.Read(tp.peer, tp.buf)
-	if err != nil {
-		t.Fatalf("no ACK after the batch: %v", err)
-	}
-	pkt := gopacket.NewPacket(tp.buf[:n], layers.LayerTypeEthernet, gopacket.Default)
-	if a, ok := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP); !ok || !a.ACK || a.Ack != g.seq {
-		t.Fatalf("after the batch: %v, want an ACK of %d", pkt, g.seq)
+	if a := tp.sentTCP(); a == nil || !a.ACK || a.Ack != g.seq {
+		t.Fatalf("after the batch: %v, want an ACK of %d", a, g.seq)
 	}
 }
