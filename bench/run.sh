@@ -30,9 +30,9 @@ HELPERS=${HELPERS:-"veth gopasta cpasta cpasta25 slirp4netns"}
 # Any test may also be given as TEST@1500: every helper then runs with an
 # MTU of 1500 (pasta -m 1500, slirp4netns --mtu=1500).
 ALL_TESTS="tcp4-up tcp4-down tcp6-up tcp6-down tcp4-in tcp6-in tcp4-splice-in tcp4-splice-out
-	tcp4-crr tcp4-crr-splice tcp4-rr udp4-up udp4-down udp4-up-8k udp4-down-8k udp4-rr"
+	tcp4-crr tcp4-crr-splice tcp4-rr tcp4-rr-splice udp4-up udp4-down udp4-up-8k udp4-down-8k udp4-rr"
 TESTS=${TESTS:-"tcp4-up tcp4-down tcp6-up tcp6-down tcp4-in tcp4-splice-in tcp4-splice-out
-	tcp4-crr tcp4-crr-splice tcp4-rr udp4-up udp4-down udp4-up-8k udp4-down-8k udp4-rr
+	tcp4-crr tcp4-crr-splice tcp4-rr tcp4-rr-splice udp4-up udp4-down udp4-up-8k udp4-down-8k udp4-rr
 	tcp4-up@1500 tcp4-down@1500 tcp4-in@1500 udp4-up@1500 udp4-down@1500"}
 BENCH_USER=${BENCH_USER:-gopasta-bench}
 CONNRATE_PAR=${CONNRATE_PAR:-4} # concurrent short connections
@@ -405,7 +405,7 @@ rows_of() {
 	[ "$base" != "$1" ] && sfx=@1500
 	case $base in
 	udp4-up* | udp4-down*) echo "$base$sfx $base-loss$sfx" ;;
-	tcp4-rr) echo "tcp4-rr-p50$sfx tcp4-rr-p99$sfx" ;;
+	tcp4-rr | tcp4-rr-splice) echo "$base-p50$sfx $base-p99$sfx" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -561,6 +561,11 @@ run_one() { # test helper round
 		kind=out port=$TCPRR_PORT
 		srv=("$BT" tcprr-server -l ":$port" -t "$((D + 60))s")
 		nscmd=("$BT" tcprr-client -c "$dst:$port" -d "${D}s")
+		;;
+	tcp4-rr-splice)
+		kind=lo-out port=$TCPRR_PORT
+		srv=("$BT" tcprr-server -l "127.0.0.1:$port" -t "$((D + 60))s")
+		nscmd=("$BT" tcprr-client -c "127.0.0.1:$port" -d "${D}s")
 		;;
 	udp4-up* | udp4-down*)
 		kind=out port=$IPERF_PORT
@@ -804,9 +809,9 @@ run_one() { # test helper round
 			record "$base-loss$sfx" "$h" "$r" ok "$v2"
 			say "  round $r  $t  $h: $(printf '%.2f' "$v1") Gbit/s received, ${v2}% lost  (${el} s)"
 			;;
-		tcp4-rr)
-			record "tcp4-rr-p50$sfx" "$h" "$r" ok "$v1" "rate=$v3"
-			record "tcp4-rr-p99$sfx" "$h" "$r" ok "$v2" "rate=$v3"
+		tcp4-rr | tcp4-rr-splice)
+			record "$base-p50$sfx" "$h" "$r" ok "$v1" "rate=$v3"
+			record "$base-p99$sfx" "$h" "$r" ok "$v2" "rate=$v3"
 			say "  round $r  $t  $h: p50 $v1 us, p99 $v2 us, $(printf '%.0f' "$v3")/s  (${el} s)"
 			;;
 		tcp4-crr* | udp4-rr)
