@@ -48,8 +48,15 @@ type frameParser struct {
 
 func newFrameParser() *frameParser {
 	p := &frameParser{decoded: make([]gopacket.LayerType, 0, 8)}
-	p.dlp = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
-		&p.eth, &p.arp, &p.ip4, &p.ip6, &p.icmp4, &p.icmp6, &p.echo6, &p.ns, &p.rs, &p.tcp, &p.udp)
+	// The decoders are found by layer type in a slice indexed by it
+	// (gopacket's fastest container), not in the parser's default map: a
+	// map lookup per layer was 1% of pasta's CPU time receiving UDP.
+	decoders := gopacket.DecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
+	for _, d := range []gopacket.DecodingLayer{&p.eth, &p.arp, &p.ip4, &p.ip6, &p.icmp4, &p.icmp6, &p.echo6, &p.ns, &p.rs, &p.tcp, &p.udp} {
+		decoders = decoders.Put(d)
+	}
+	p.dlp = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet)
+	p.dlp.SetDecodingLayerContainer(decoders)
 	// Stop quietly at layers we don't decode (application payloads,
 	// extension headers): the handlers look at what was decoded.
 	p.dlp.IgnoreUnsupported = true
