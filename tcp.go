@@ -626,18 +626,24 @@ func (c *ctx) tcpDelayAck(i int) {
 }
 
 // tcpFlushDelayedAcks sends the delayed ACKs that no segment carried yet.
-func (c *ctx) tcpFlushDelayedAcks() { c.tcpDelayedAcks = c.tcpSendOwedAcks(c.tcpDelayedAcks) }
+func (c *ctx) tcpFlushDelayedAcks() { c.tcpDelayedAcks = c.tcpSendOwedAcks(c.tcpDelayedAcks, true) }
 
 // tcpFlushAcks sends the ACKs queued while handling guest frames.
-func (c *ctx) tcpFlushAcks() { c.tcpAcks = c.tcpSendOwedAcks(c.tcpAcks) }
+func (c *ctx) tcpFlushAcks() { c.tcpAcks = c.tcpSendOwedAcks(c.tcpAcks, false) }
 
-// tcpSendOwedAcks sends an ACK to each flow of list still owed one, queued
-// or delayed (a segment sent since may have carried it), and returns the
-// list emptied.
-func (c *ctx) tcpSendOwedAcks(list []int32) []int32 {
+// tcpSendOwedAcks sends an ACK to each flow of list still owed the one
+// that list holds (delayed, or queued for the batch; a segment sent since
+// may have carried it), and returns the list emptied. A flow can be in
+// the batch's list while only a delayed ACK is owed (its queued one went
+// out with data, then a small segment came): that ACK stays held.
+func (c *ctx) tcpSendOwedAcks(list []int32, delayed bool) []int32 {
 	for _, i := range list {
 		f := c.flows.at(int(i))
-		if f.dead || f.typ != flowTCP || !(f.tcp.ackPending || f.tcp.ackDelayed) {
+		owed := f.tcp.ackPending
+		if delayed {
+			owed = f.tcp.ackDelayed
+		}
+		if f.dead || f.typ != flowTCP || !owed {
 			continue
 		}
 		c.tcpSendFlags(f, f.tcp.sndNxt, tcpFlagACK)

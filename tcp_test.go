@@ -638,3 +638,25 @@ func TestTCPSecondSegmentAcknowledgedAtOnce(t *testing.T) {
 		t.Fatalf("after the batch: %v, want an ACK of %d", a, g.seq)
 	}
 }
+
+// The batch's ACK list sends only the ACKs queued for the batch: a flow
+// still in it whose queued ACK went out with data, and which has since
+// been sent a small segment, keeps that segment's ACK held (tcpDelayAck).
+func TestTCPBatchFlushKeepsDelayedAck(t *testing.T) {
+	tp, g, _, _ := connectGuest(t, nil)
+	g.segment("AP", g.seq, []byte("ping")) // its ACK is held
+	g.seq += 4
+	i := tp.c.tcpDelayedAcks[0]
+	if tc := &tp.c.flows.at(int(i)).tcp; !tc.ackDelayed || tc.ackPending {
+		t.Fatalf("after a small segment: delayed %v, queued %v; want only delayed", tc.ackDelayed, tc.ackPending)
+	}
+	tp.c.tcpAcks = append(tp.c.tcpAcks, i) // queued earlier, carried by data since
+	tp.c.tcpFlushAcks()
+	if a := tp.sentTCP(); a != nil {
+		t.Fatalf("the batch's flush sent a segment acknowledging %d: the held ACK went out early", a.Ack)
+	}
+	tp.c.tcpFlushDelayedAcks()
+	if a := tp.sentTCP(); a == nil || a.Ack != g.seq {
+		t.Fatalf("the delayed flush sent %v, want an ACK of %d", a, g.seq)
+	}
+}
